@@ -1,0 +1,33 @@
+"""Errors that stop a run, each with a one-line message meant for a person.
+
+The CLI prints `str(error)` and exits with `error.exit_code`; no traceback is shown. Messages never
+contain API keys.
+"""
+
+from __future__ import annotations
+
+
+class AutoLabelError(Exception):
+    """Base class: a clear, one-line reason the run cannot go on."""
+
+    exit_code = 2
+
+
+class SpecError(AutoLabelError):
+    """The spec file or an override is invalid (names the file and line, or the override)."""
+
+
+class InputError(AutoLabelError):
+    """An input file or folder is unusable as a whole (names the file, and the line if any)."""
+
+
+class LedgerError(AutoLabelError):
+    """The ledger cannot be opened or is not ours (names the file)."""
+
+
+class LedgerLockedError(LedgerError):
+    """Another run holds the ledger of this results_dir."""
+
+
+class AuthRejected(AutoLabelError):
+    """The endpoint rejected the API key: every request would fail the same way."""

@@ -1,0 +1,154 @@
+"""Load a spec from YAML plus `key.sub=value` overrides, with one-line errors that name the key.
+
+Every problem is a `SpecError` whose message is a single line naming the file and line (or the
+override) and the dotted key. Values are never echoed, so a mistyped API key cannot leak.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from auto_label.errors import SpecError
+from auto_label.spec import Spec
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _line_map(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
+    """Record the 1-based line of every mapping key below `node`."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            out[path] = key_node.start_mark.line + 1
+            _line_map(value_node, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*prefix, str(index))
+            out[path] = item.start_mark.line + 1
+            _line_map(item, path, out)
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, not a spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec file ({exc.__class__.__name__})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SpecError(f"{where}: not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the spec must be a YAML mapping of keys to values")
+    lines: dict[tuple[str, ...], int] = {}
+    if node is not None:
+        _line_map(node, (), lines)
+    return data, lines
+
+
+def _show(text: str) -> str:
+    """An override as it may appear in a message: the value of any *api_key* is masked."""
+    key = text.partition("=")[0]
+    if "api_key" not in key:
+        return text
+    return f"{key.split()[0] if key.split() else key}=***"
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """`a.b.c=value` -> (("a", "b", "c"), value parsed as a YAML scalar or flow collection)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not _KEY.match(key):
+        raise SpecError(
+            f"override {_show(text)!r}: expected key.sub=value, e.g. results_dir=/tmp/out")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return tuple(key.split(".")), value
+
+
+def _set(data: dict[str, Any], path: Sequence[str], value: Any, source: str) -> None:
+    node = data
+    for depth, part in enumerate(path[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(path[: depth + 1])
+            raise SpecError(f"override {source}: {where} is a value, not a block")
+        node = child
+    node[path[-1]] = value
+
+
+def _dotted(loc: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
+
+
+def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> Spec:
+    """Read the spec at `path` (None: start from nothing), apply overrides, validate."""
+    data: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    source = Path(path) if path is not None else None
+    if source is not None:
+        data, lines = _read_yaml(source)
+    from_override: dict[tuple[str, ...], str] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        _set(data, key, value, repr(_show(text)))
+        from_override[key] = text
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_first_error(exc, source, lines, from_override)) from None
+
+
+def _first_error(
+    exc: ValidationError,
+    source: Path | None,
+    lines: dict[tuple[str, ...], int],
+    from_override: dict[tuple[str, ...], str],
+) -> str:
+    errors = exc.errors(include_input=False, include_url=False)
+    # An unknown key explains a "missing" one (a typo), so it is the one to show.
+    error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    loc = tuple(str(p) for p in error["loc"])
+    # Union members show up in the location (e.g. "ImageGroundingBlock"); drop them.
+    loc = tuple(p for p in loc if not p[:1].isupper())
+    key = _dotted(loc) or "(top level)"
+    problem = _describe(error)
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    for depth in range(len(loc), 0, -1):
+        if loc[:depth] in from_override:
+            return f"override {_show(from_override[loc[:depth]])!r}: {key}: {problem}{suffix}"
+    for depth in range(len(loc), 0, -1):
+        if loc[:depth] in lines and source is not None:
+            return f"{source}:{lines[loc[:depth]]}: {key}: {problem}{suffix}"
+    where = f"{source}: " if source is not None else ""
+    return f"{where}{key}: {problem}{suffix}"
