@@ -2,16 +2,16 @@
 
 Workers call `put(*events)` and go on at once; the events of one `put` always land in the same
 transaction (a response and the completion parsed from it are never split). The writer commits
-whatever is queued at least every `interval` seconds, so a kill loses at most that fraction of a
+whatever is queued every `interval` seconds (50 ms), so a kill loses at most that fraction of a
 second of responses, and the workers never wait on SQLite.
 """
 
 from __future__ import annotations
 
-import queue
+import itertools
 import sqlite3
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,47 +20,53 @@ from auto_label.ledger.store import append_batch, connect
 
 from auto_label.errors import LedgerError
 
-_STOP = object()
-
 
 class LedgerWriter:
-    """Owns one connection; `close()` commits what is queued and stops the thread."""
+    """Owns one connection; `close()` commits what is queued and stops the thread.
 
-    def __init__(self, path: Path, *, interval: float = 0.05, max_batch: int = 2000,
+    `put` is a lock-free append to a deque (no thread is woken per event); the writer wakes every
+    `interval` seconds, or at once for `flush`/`close`, and commits everything pending.
+    """
+
+    def __init__(self, path: Path, *, interval: float = 0.05, max_batch: int = 5000,
                  on_commit: Callable[[list[Event]], None] | None = None) -> None:
         self.path = path
         self.interval = interval
         self.max_batch = max_batch
         self.refused = 0
         self._on_commit = on_commit
-        self._queue: queue.Queue[object] = queue.Queue()
-        self._error: BaseException | None = None
+        self._pending: deque[tuple[Event, ...]] = deque()
+        self._puts = itertools.count(1)
+        self._last_put = 0
+        self._committed_groups = 0
         self._committed = threading.Condition()
-        self._put_count = 0
-        self._commit_count = 0
+        self._wake = threading.Event()
+        self._closing = False
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
     def put(self, *events: Event) -> None:
         """Queue events to be committed together."""
-        self._raise_if_failed()
-        with self._committed:
-            self._put_count += 1
-        self._queue.put(events)
+        if self._error is not None:
+            self._raise_if_failed()
+        self._pending.append(events)
+        self._last_put = next(self._puts)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until everything queued so far is committed."""
+        target = self._last_put
+        self._wake.set()
         with self._committed:
-            target = self._put_count
             self._committed.wait_for(
-                lambda: self._commit_count >= target or self._error is not None, timeout)
+                lambda: self._committed_groups >= target or self._error is not None, timeout)
         self._raise_if_failed()
 
     def close(self) -> None:
         """Commit what is queued, then stop."""
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
         self._raise_if_failed()
 
     def _raise_if_failed(self) -> None:
@@ -74,28 +80,20 @@ class LedgerWriter:
             self._fail(exc)
             return
         try:
-            stopping = False
-            while not stopping:
-                groups: list[tuple[Event, ...]] = []
-                first = self._queue.get()
-                if first is _STOP:
-                    stopping = True
-                else:
-                    groups.append(first)  # type: ignore[arg-type]
-                deadline = time.monotonic() + self.interval
-                while not stopping and sum(len(g) for g in groups) < self.max_batch:
-                    remaining = deadline - time.monotonic()
-                    try:
-                        item = self._queue.get(timeout=max(remaining, 0)) if remaining > 0 \
-                            else self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stopping = True
-                    else:
-                        groups.append(item)  # type: ignore[arg-type]
-                if groups:
+            while True:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                closing = self._closing
+                while self._pending:
+                    groups: list[tuple[Event, ...]] = []
+                    size = 0
+                    while self._pending and size < self.max_batch:
+                        group = self._pending.popleft()
+                        groups.append(group)
+                        size += len(group)
                     self._commit(conn, groups)
+                if closing:
+                    return
         except BaseException as exc:
             self._fail(exc)
         finally:
@@ -111,7 +109,7 @@ class LedgerWriter:
             raise
         conn.execute("COMMIT")
         with self._committed:
-            self._commit_count += len(groups)
+            self._committed_groups += len(groups)
             self._committed.notify_all()
         if self._on_commit is not None:
             self._on_commit(events)
