@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
-Convention = Literal["xyxy_pixel", "xyxy_1000", "yxyx_1000"]
+from auto_label.backends.coords import Convention
 MediaResolution = Literal[
     "MEDIA_RESOLUTION_UNSPECIFIED",
     "MEDIA_RESOLUTION_LOW",

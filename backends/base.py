@@ -1,0 +1,124 @@
+"""The one small protocol every backend implements, and the values and errors it speaks in.
+
+A backend turns a `VLMRequest` (prompt + prepared image) into a `VLMResponse` (raw text + usage), or
+raises one of the errors below. It does not retry: the runner owns retries so that every attempt is
+an event in the ledger. It does not parse: parsing is the pipelines' job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from auto_label.backends.config import Convention
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """The image as it is sent: maybe a downscaled copy of the original."""
+
+    data: bytes
+    mime_type: str
+    sent_size: tuple[int, int]
+    original_size: tuple[int, int]
+    sha256: str
+    """of the original file's bytes"""
+
+
+@dataclass(frozen=True)
+class VLMRequest:
+    prompt: str
+    image: PreparedImage
+    json_output: bool = False
+    """the step expects JSON (backends that can ask for JSON mode do so)"""
+
+
+@dataclass(frozen=True)
+class VLMResponse:
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    thinking_tokens: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    """a few provider fields worth keeping (model version, ids); never the request"""
+
+
+class BackendError(Exception):
+    """A request failed. `kind` names the failure in events and summaries."""
+
+    kind = "backend_error"
+    retryable = False
+
+    def __init__(self, message: str, *, status_code: int | None = None,
+                 retry_after: float | None = None, raw_text: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.raw_text = raw_text
+
+
+class RateLimited(BackendError):
+    kind = "rate_limited"
+    retryable = True
+
+
+class ServerError(BackendError):
+    kind = "server_error"
+    retryable = True
+
+
+class RequestTimeout(BackendError):
+    kind = "timeout"
+    retryable = True
+
+
+class ConnectionFailed(BackendError):
+    kind = "connection_error"
+    retryable = True
+
+
+class BadResponse(BackendError):
+    """The HTTP exchange worked but the body is not what the protocol promises."""
+
+    kind = "bad_response"
+    retryable = True
+
+
+class Blocked(BackendError):
+    """The model returned no usable candidate (safety filter, recitation, empty)."""
+
+    kind = "blocked"
+
+
+class RequestRejected(BackendError):
+    """A client error (400, 404, 413, 422...): retrying the same request cannot help."""
+
+    kind = "request_rejected"
+
+
+class AuthFailed(BackendError):
+    """401/403: the endpoint rejected the API key; every request would fail the same way."""
+
+    kind = "auth_failed"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A VLM endpoint. `describe()` is everything about it that determines an answer."""
+
+    name: str
+    convention: Convention
+    max_image_side: int
+
+    def describe(self) -> dict[str, Any]:
+        """Model and generation parameters (never the key): they go into fingerprints."""
+        ...
+
+    def complete(self, request: VLMRequest) -> VLMResponse:
+        """Send one request; raise a `BackendError` subclass when it fails."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

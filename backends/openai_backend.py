@@ -1,0 +1,141 @@
+"""The `openai` backend: any OpenAI-compatible chat-completions endpoint, through the openai SDK.
+
+OpenAI, vLLM, NVIDIA NIM, and other servers that speak `/v1/chat/completions`. The image goes as a
+base64 data URL. The SDK's own retries are off (`max_retries=0`): the runner retries, so that every
+attempt is an event.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+import openai
+from auto_label.backends.base import (
+    AuthFailed,
+    BackendError,
+    BadResponse,
+    Blocked,
+    ConnectionFailed,
+    RateLimited,
+    RequestRejected,
+    RequestTimeout,
+    ServerError,
+    VLMRequest,
+    VLMResponse,
+)
+from auto_label.backends.config import OpenAIConfig
+from auto_label.backends.retry_after import parse_retry_after
+
+NO_KEY = "EMPTY"
+"""Sent when no key is configured: servers without auth (a local vLLM) accept any value."""
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, config: OpenAIConfig) -> None:
+        if not config.model_name:
+            from auto_label.errors import SpecError
+
+            raise SpecError("vlm.openai.model_name is empty: name the model the endpoint serves")
+        self.config = config
+        self.convention = config.coordinates
+        self.max_image_side = config.max_image_side
+        key = config.api_key.get_secret_value() or os.environ.get("OPENAI_API_KEY") or NO_KEY
+        self._client = openai.OpenAI(
+            api_key=key,
+            base_url=config.base_url or None,
+            timeout=config.timeout,
+            max_retries=0,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.config.model_name,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "coordinates": self.config.coordinates,
+            "max_image_side": self.config.max_image_side,
+        }
+
+    def complete(self, request: VLMRequest) -> VLMResponse:
+        image = request.image
+        url = f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+        try:
+            completion = self._client.chat.completions.create(
+                model=self.config.model_name,
+                messages=[{
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": request.prompt},
+                        {"type": "image_url", "image_url": {"url": url}},
+                    ],
+                }],
+                temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens,
+            )
+        except openai.APIStatusError as exc:
+            raise _status_error(exc) from None
+        except openai.APITimeoutError:
+            raise RequestTimeout(f"no answer within {self.config.timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            raise ConnectionFailed(f"cannot reach the endpoint ({_cause(exc)})") from None
+        except openai.APIResponseValidationError as exc:
+            raise BadResponse(f"the endpoint's answer is not a chat completion ({exc})") from None
+        except openai.APIError as exc:
+            raise BadResponse(f"unexpected answer from the endpoint ({exc})") from None
+        return _response(completion)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _response(completion: Any) -> VLMResponse:
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        raise BadResponse("the endpoint answered with no choices")
+    choice = choices[0]
+    finish = choice.finish_reason
+    text = choice.message.content if choice.message is not None else None
+    if text is None or (not text.strip() and finish == "content_filter"):
+        raise Blocked(f"no content in the answer (finish_reason={finish})")
+    usage = completion.usage
+    details = getattr(usage, "completion_tokens_details", None) if usage is not None else None
+    return VLMResponse(
+        text=text,
+        finish_reason=finish,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        thinking_tokens=getattr(details, "reasoning_tokens", None),
+        raw={"id": getattr(completion, "id", None), "model": getattr(completion, "model", None)},
+    )
+
+
+def _status_error(exc: openai.APIStatusError) -> BackendError:
+    status = exc.status_code
+    message = f"HTTP {status}: {_body_message(exc)}"
+    retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+    if status in (401, 403):
+        return AuthFailed(message, status_code=status)
+    if status == 429:
+        return RateLimited(message, status_code=status, retry_after=retry_after)
+    if status == 408 or status >= 500:
+        return ServerError(message, status_code=status, retry_after=retry_after)
+    return RequestRejected(message, status_code=status)
+
+
+def _body_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"][:300]
+    return (exc.message or "")[:300]
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return f"{type(cause).__name__}" if cause is not None else type(exc).__name__
