@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
 from auto_label.backends.coords import Convention
+
 MediaResolution = Literal[
     "MEDIA_RESOLUTION_UNSPECIFIED",
     "MEDIA_RESOLUTION_LOW",
