@@ -11,8 +11,9 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from auto_label.backends.base import PreparedImage
 from PIL import Image
+
+from auto_label.backends.base import PreparedImage
 
 MIME_BY_FORMAT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
                   "GIF": "image/gif", "BMP": "image/bmp"}

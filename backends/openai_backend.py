@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import openai
+
 from auto_label.backends.base import (
     AuthFailed,
     BackendError,

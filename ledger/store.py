@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlite_utils import Database
+
+from auto_label.errors import LedgerError
 from auto_label.ledger.events import (
     IMAGE_EVENT_TYPES,
     Event,
@@ -27,9 +30,6 @@ from auto_label.ledger.events import (
 )
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.migrations import MIGRATIONS, known_migrations
-from sqlite_utils import Database
-
-from auto_label.errors import LedgerError
 
 LEDGER_FILE = "ledger.db"
 BUSY_TIMEOUT_MS = 30_000

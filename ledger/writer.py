@@ -15,10 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from auto_label.errors import LedgerError
 from auto_label.ledger.events import Event
 from auto_label.ledger.store import append_batch, connect
-
-from auto_label.errors import LedgerError
 
 
 class LedgerWriter:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from auto_label.backends.coords import (
     CONVENTIONS,
     finalize_box,
@@ -14,8 +17,6 @@ from auto_label.backends.coords import (
     iou,
     to_pixels,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 # --------------------------------------------------------------------------------------------
 # to_pixels

@@ -8,6 +8,10 @@ import sqlite3
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auto_label.errors import LedgerError, LedgerLockedError
 from auto_label.ledger import Ledger, LedgerWriter, fold
 from auto_label.ledger.events import (
     ImageRejected,
@@ -20,10 +24,6 @@ from auto_label.ledger.events import (
 )
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.lock import RunLock
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from auto_label.errors import LedgerError, LedgerLockedError
 
 
 def seeded(image_id="img", sha="a" * 64, caption="a red circle"):
