@@ -1,0 +1,81 @@
+"""The Python API: everything the CLI does, callable from a notebook.
+
+    from auto_label import load_spec, generate, export
+    spec = load_spec("spec.yaml", ["results_dir=/tmp/out"])
+    summary = generate(spec)
+    export("/tmp/out")
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auto_label.backends import create_backend
+from auto_label.errors import LedgerError
+from auto_label.ledger.events import RunStarted
+from auto_label.ledger.store import Ledger
+from auto_label.pipelines.export_jsonl import (
+    ANNOTATIONS_FILE,
+    ledger_records,
+    save_annotations_jsonl,
+)
+from auto_label.pipelines.progress import ProgressSink, RunSummary
+from auto_label.pipelines.registry import get_pipeline
+from auto_label.pipelines.runner import Runner
+from auto_label.pipelines.steps import Pipeline
+from auto_label.spec import Spec
+from auto_label.spec_loader import load_spec
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    files: list[Path]
+    records: int
+
+
+def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
+             progress: ProgressSink | None = None,
+             stop: threading.Event | None = None) -> RunSummary:
+    """Run the spec's pipeline, then export. `stop.set()` from another thread ends it early."""
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec, overrides)
+    pipeline = get_pipeline(spec.autolabel_type)
+    backend = create_backend(spec.block.vlm)
+    try:
+        summary = Runner(spec, pipeline, backend, progress=progress, stop=stop).run()
+    finally:
+        backend.close()
+    result = export(spec.results_dir)
+    summary.outputs, summary.records = result.files, result.records
+    return summary
+
+
+def _pipeline_of(ledger: Ledger) -> tuple[Pipeline, dict[str, Any]]:
+    started = ledger.latest("run_started")
+    if not isinstance(started, RunStarted):
+        raise LedgerError(f"{ledger.path}: no run has been recorded yet")
+    return get_pipeline(started.pipeline), started.spec
+
+
+def export(results_dir: str | Path) -> ExportResult:
+    """Write the exports of `results_dir` from its ledger (what `auto_label export` does)."""
+    results_dir = Path(results_dir)
+    with Ledger.open(results_dir, create=False) as ledger:
+        pipeline, _ = _pipeline_of(ledger)
+        path = results_dir / ANNOTATIONS_FILE
+        count = save_annotations_jsonl(ledger_records(ledger, pipeline), path)
+    return ExportResult([path], count)
+
+
+def records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """The unified records of `results_dir`, straight from its ledger (nothing written)."""
+    with Ledger.open(results_dir, create=False) as ledger:
+        pipeline, _ = _pipeline_of(ledger)
+        yield from ledger_records(ledger, pipeline)
+
+
+__all__ = ["ANNOTATIONS_FILE", "ExportResult", "export", "generate", "load_spec", "records"]

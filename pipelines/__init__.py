@@ -1,0 +1,1 @@
+"""The two pipelines, their prompts, parsers and the step runner they share."""

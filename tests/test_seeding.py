@@ -1,0 +1,61 @@
+"""Seeding: each kind of unusable image file is named, with the file, and never crashes a run."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from auto_label.pipelines.seeding import ImageProblem, seed_image
+from auto_label.pipelines.steps import ImageInput
+
+
+def image_bytes(fmt: str, size=(64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def flip_idat_byte(data: bytes) -> bytes:
+    at = data.index(b"IDAT") + 6
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+def item(path):
+    return ImageInput(image_id="img", path=path, image_path=str(path), caption="c",
+                      source="input.jsonl:3")
+
+
+@pytest.mark.parametrize(("name", "content", "kind", "message"), [
+    ("missing.png", None, "image_missing", "image file not found"),
+    ("empty.png", b"", "image_empty", "image file is empty"),
+    ("text.png", b"hello, this is not an image at all", "image_invalid", "not an image"),
+    ("cut.png", image_bytes("PNG")[:-30], "image_corrupt", "corrupt or truncated"),
+    ("cut.jpg", image_bytes("JPEG")[:-200], "image_corrupt", "corrupt or truncated"),
+    ("bad.png", flip_idat_byte(image_bytes("PNG")), "image_corrupt", "corrupt or truncated"),
+])
+def test_unusable_files_raise_a_named_problem(tmp_path, name, content, kind, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageProblem) as raised:
+        seed_image(item(path), "run")
+    assert raised.value.kind == kind
+    assert str(path) in str(raised.value) and message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_directory_is_not_an_image(tmp_path):
+    with pytest.raises(ImageProblem, match="is a directory"):
+        seed_image(item(tmp_path), "run")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
+def test_good_images_are_seeded_with_their_real_size(tmp_path, fmt):
+    path = tmp_path / f"ok.{fmt.lower()}"
+    path.write_bytes(image_bytes(fmt, (123, 45)))
+    seeded = seed_image(item(path), "run")
+    assert (seeded.width, seeded.height) == (123, 45)
+    assert seeded.size == path.stat().st_size
+    assert seeded.source == "input.jsonl:3"
