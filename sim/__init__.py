@@ -1,0 +1,61 @@
+"""A SIMULATED vision-language model for tests and demos of auto-label, not a backend for real data.
+
+No machine that runs the project's tests reaches a real VLM, so this package plays one: a real
+HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions and Gemini generateContent
+protocols, decodes the image it is sent and answers every pipeline task from the pixels of
+synthetic scenes (coloured shapes on a plain background) that it also generates, with exact
+ground truth. Latency, faults and rate limits are configurable and reproducible from a seed.
+
+It shares no code with the client side (backends, pipelines, ledger, cli) on purpose: a bug shared
+by both sides would hide itself from every test.
+
+    from auto_label.sim import Simulator, SimConfig, write_grounding_dataset
+    with Simulator(SimConfig(faults={"rate_limit": 0.1})) as sim:
+        sim.openai_base_url  # "http://127.0.0.1:PORT/v1"
+        sim.gemini_base_url  # "http://127.0.0.1:PORT"
+"""
+
+from __future__ import annotations
+
+from .boxes import CONVENTIONS, decode_box, encode_box
+from .datasets import (
+    GroundingDataset,
+    ReferringDataset,
+    append_grounding_images,
+    append_referring_images,
+    write_grounding_dataset,
+    write_referring_dataset,
+)
+from .engine import RequestRecord
+from .faults import FAULT_KINDS, OUTCOMES, SimConfig
+from .scenes import Scene, SceneObject, encode_image, make_scene
+from .server import Simulator
+from .tasks import TASKS, detect_task
+from .vision import Analysis, Component, analyse, analyse_bytes
+
+__all__ = [
+    "CONVENTIONS",
+    "FAULT_KINDS",
+    "OUTCOMES",
+    "TASKS",
+    "Analysis",
+    "Component",
+    "GroundingDataset",
+    "ReferringDataset",
+    "RequestRecord",
+    "Scene",
+    "SceneObject",
+    "SimConfig",
+    "Simulator",
+    "analyse",
+    "analyse_bytes",
+    "append_grounding_images",
+    "append_referring_images",
+    "decode_box",
+    "detect_task",
+    "encode_box",
+    "encode_image",
+    "make_scene",
+    "write_grounding_dataset",
+    "write_referring_dataset",
+]

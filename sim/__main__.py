@@ -1,0 +1,112 @@
+"""Command line of the VLM SIMULATOR (for tests and demos; it is not a backend for real data).
+
+    python -m auto_label.sim serve [--port N] [--latency 0.1] [--fault rate_limit=0.1 ...]
+                                   [--rpm N] [--api-key K] [--seed S]
+    python -m auto_label.sim scenes DIR -n 20 [--kind grounding|referring] [--seed S]
+                                   [--format png|jpg|mixed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from .boxes import CONVENTIONS
+from .datasets import write_grounding_dataset, write_referring_dataset
+from .faults import FAULT_KINDS, SimConfig
+from .server import Simulator
+
+
+def _fault(text: str) -> tuple[str, float]:
+    kind, sep, rate = text.partition("=")
+    if not sep or kind not in FAULT_KINDS:
+        raise argparse.ArgumentTypeError(f"expected KIND=RATE with KIND in {FAULT_KINDS}")
+    try:
+        return kind, float(rate)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad rate {rate!r}") from exc
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m auto_label.sim",
+        description="A SIMULATED vision-language model for tests and demos (not for real data).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the OpenAI and Gemini protocols on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    serve.add_argument("--latency", type=float, default=0.0, help="mean latency, seconds")
+    serve.add_argument("--jitter", type=float, default=0.0, help="latency jitter, seconds")
+    serve.add_argument("--fault", type=_fault, action="append", default=[],
+                       metavar="KIND=RATE", help=f"fault rate; KIND in {', '.join(FAULT_KINDS)}")
+    serve.add_argument("--rpm", type=int, default=None, help="requests per minute limit")
+    serve.add_argument("--api-key", default=None, help="require this API key")
+    serve.add_argument("--seed", type=int, default=0)
+    serve.add_argument("--openai-convention", choices=CONVENTIONS, default="xyxy_pixel")
+    serve.add_argument("--gemini-convention", choices=CONVENTIONS, default="yxyx_1000")
+    serve.add_argument("--hang-seconds", type=float, default=30.0)
+    serve.add_argument("--group-noise", type=float, default=0.0)
+    serve.add_argument("--extra-box", type=float, default=0.0)
+    serve.add_argument("--fences", type=float, default=0.0,
+                       help="rate of JSON answers wrapped in a markdown code fence")
+    scenes = sub.add_parser("scenes", help="write a synthetic dataset with ground truth")
+    scenes.add_argument("directory")
+    scenes.add_argument("-n", type=int, default=20, help="number of images")
+    scenes.add_argument("--kind", choices=("grounding", "referring"), default="grounding")
+    scenes.add_argument("--seed", type=int, default=0)
+    scenes.add_argument("--format", choices=("png", "jpg", "mixed"), default="png")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        seed=args.seed, convention_openai=args.openai_convention,
+        convention_gemini=args.gemini_convention, latency_mean=args.latency,
+        latency_jitter=args.jitter, faults=dict(args.fault), rpm=args.rpm, api_key=args.api_key,
+        hang_seconds=args.hang_seconds, group_noise=args.group_noise, extra_box=args.extra_box,
+        fences=args.fences)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _interrupt)
+    sim = Simulator(config, port=args.port).start()
+    print("auto-label VLM simulator (synthetic scenes only; not a real model)")
+    print(f"OPENAI_BASE_URL={sim.openai_base_url}")
+    print(f"GEMINI_BASE_URL={sim.gemini_base_url}")
+    print("Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _scenes(args: argparse.Namespace) -> int:
+    writer = write_grounding_dataset if args.kind == "grounding" else write_referring_dataset
+    dataset = writer(args.directory, args.n, args.seed, image_format=args.format)
+    print(f"wrote {len(dataset)} {args.kind} scenes to {dataset.root}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _scenes(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
