@@ -1,0 +1,3 @@
+from auto_label.cli.main import main
+
+main()

@@ -1,0 +1,30 @@
+"""The end-of-run summary: per step outcome counts, failures by kind, where the outputs are."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from auto_label.pipelines.progress import OUTCOMES, RunSummary
+
+
+def print_summary(console: Console, summary: RunSummary) -> None:
+    table = Table(title=f"{summary.pipeline}: {summary.images} images", title_justify="left")
+    table.add_column("step")
+    for outcome in OUTCOMES:
+        table.add_column(outcome, justify="right")
+    table.add_column("not reached", justify="right")
+    for number, name in summary.steps:
+        counts = summary.counts.get(number, {})
+        reached = sum(counts.values())
+        table.add_row(name, *(str(counts.get(o, 0)) for o in OUTCOMES),
+                      str(summary.images - reached))
+    console.print(table)
+    console.print(f"requests sent: {summary.requests}")
+    if summary.failures:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in summary.failures.most_common())
+        console.print(f"[red]failures by kind:[/] {kinds}")
+        for example in summary.examples:
+            console.print(f"  [dim]-[/] {example}", markup=False, highlight=False)
+    for path in summary.outputs:
+        console.print(f"wrote {path} ({summary.records} records)", highlight=False)

@@ -1,0 +1,42 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from auto_label.spec import Spec
+from auto_label.spec_loader import load_spec
+
+SIM_KEY = "sk-sim-test-key-0123456789"
+
+
+def grounding_overrides(results: Path, data: Path, base_url: str, *extra: str) -> list[str]:
+    return [
+        f"results_dir={results}",
+        "autolabel_type=image_grounding",
+        "image_grounding.vlm.backend=openai",
+        f"image_grounding.vlm.openai.base_url={base_url}",
+        f"image_grounding.vlm.openai.api_key={SIM_KEY}",
+        "image_grounding.vlm.openai.model_name=sim-vlm",
+        "image_grounding.vlm.openai.timeout=5",
+        f"image_grounding.data.input_jsonl={data / 'input.jsonl'}",
+        f"image_grounding.data.image_root={data}",
+        "image_grounding.workflow.retries.backoff_base=0.01",
+        "image_grounding.workflow.retries.backoff_max=0.05",
+        *extra,
+    ]
+
+
+def grounding_spec(results: Path, data: Path, base_url: str, *extra: str) -> Spec:
+    return load_spec(None, grounding_overrides(results, data, base_url, *extra))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def sha_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
