@@ -41,6 +41,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when 32 clients connect at once.
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], engine: Engine) -> None:
         self.engine = engine
