@@ -3,6 +3,11 @@
 OpenAI, vLLM, NVIDIA NIM, and other servers that speak `/v1/chat/completions`. The image goes as a
 base64 data URL. The SDK's own retries are off (`max_retries=0`): the runner retries, so that every
 attempt is an event.
+
+Requests go through the SDK's generic `client.post` with the typed `ChatCompletion` result (the way
+the SDK documents for custom requests): same client, auth, errors and response model as
+`chat.completions.create`, without its parameter transform, which walks the whole request (base64
+image included) and costs about 1.4 ms of CPU per request, as much as all of our own bookkeeping.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import os
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from auto_label.backends.base import (
     AuthFailed,
@@ -65,19 +71,21 @@ class OpenAIBackend:
     def complete(self, request: VLMRequest) -> VLMResponse:
         image = request.image
         url = f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+        body = {
+            "model": self.config.model_name,
+            "messages": [{
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": request.prompt},
+                    {"type": "image_url", "image_url": {"url": url}},
+                ],
+            }],
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+        }
         try:
-            completion = self._client.chat.completions.create(
-                model=self.config.model_name,
-                messages=[{
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": request.prompt},
-                        {"type": "image_url", "image_url": {"url": url}},
-                    ],
-                }],
-                temperature=self.config.temperature,
-                max_tokens=self.config.max_tokens,
-            )
+            completion = self._client.post("/chat/completions", body=body,
+                                           cast_to=ChatCompletion)
         except openai.APIStatusError as exc:
             raise _status_error(exc) from None
         except openai.APITimeoutError:
@@ -88,6 +96,8 @@ class OpenAIBackend:
             raise BadResponse(f"the endpoint's answer is not a chat completion ({exc})") from None
         except openai.APIError as exc:
             raise BadResponse(f"unexpected answer from the endpoint ({exc})") from None
+        except ValueError as exc:  # json.JSONDecodeError: a body that is not JSON
+            raise BadResponse(f"the endpoint's answer is not JSON ({_short(exc)})") from None
         return _response(completion)
 
     def close(self) -> None:
@@ -135,6 +145,10 @@ def _body_message(exc: openai.APIStatusError) -> str:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return error["message"][:300]
     return (exc.message or "")[:300]
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def _cause(exc: BaseException) -> str:
