@@ -33,7 +33,13 @@ def scaled_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 def prepare_image(path: str | Path, *, sha256: str, original_size: tuple[int, int],
                   max_image_side: int = 0) -> PreparedImage:
     """Load `path` for sending. Raises OSError for unreadable files (the caller names the image)."""
-    data = Path(path).read_bytes()
+    return prepare_bytes(Path(path).read_bytes(), sha256=sha256, original_size=original_size,
+                         max_image_side=max_image_side)
+
+
+def prepare_bytes(data: bytes, *, sha256: str, original_size: tuple[int, int],
+                  max_image_side: int = 0) -> PreparedImage:
+    """An image file's bytes, ready to send (see `prepare_image`)."""
     with Image.open(io.BytesIO(data)) as image:
         mime = MIME_BY_FORMAT.get(image.format or "", "")
         target = scaled_size(image.size, max_image_side)

@@ -73,22 +73,33 @@ def input_hash(caption: str | None, extra: dict[str, Any]) -> str:
     return content_hash({"caption": caption, "extra": extra})
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events (type, v, run_id, image_id, step, at, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(event: Event) -> tuple[object, ...]:
+    return (event.type, event.v, event.run_id, getattr(event, "image_id", None),
+            getattr(event, "step", None), event.at, event.model_dump_json())
+
+
 def append_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> int:
     """Append events and update the projections, inside the caller's transaction.
 
-    Returns how many step completions were refused as duplicates (their events are not stored).
+    Runs of plain events go in with one `executemany`; events that update a projection go one by
+    one. Returns how many step completions were refused as duplicates (their events are not
+    stored).
     """
     refused = 0
+    plain: list[tuple[object, ...]] = []
     for event in events:
-        image_id = getattr(event, "image_id", None)
-        step = getattr(event, "step", None)
-        cursor = conn.execute(
-            "INSERT INTO events (type, v, run_id, image_id, step, at, body) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (event.type, event.v, event.run_id, image_id, step, event.at,
-             event.model_dump_json()),
-        )
-        seq = cursor.lastrowid
+        if not isinstance(event, StepCompleted | StepSelected | ImageSeeded):
+            plain.append(_row(event))
+            continue
+        if plain:
+            conn.executemany(_INSERT_EVENT, plain)
+            plain = []
+        seq = conn.execute(_INSERT_EVENT, _row(event)).lastrowid
         if isinstance(event, StepCompleted):
             try:
                 conn.execute(
@@ -112,7 +123,7 @@ def append_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> int:
             ).fetchone()
             if row is not None:
                 _set_current(conn, event.image_id, event.step, event.fingerprint, row[0], row[1])
-        elif isinstance(event, ImageSeeded):
+        else:
             conn.execute(
                 "INSERT OR REPLACE INTO images "
                 "(image_id, seq, path, size, mtime_ns, sha256, width, height, input_hash) "
@@ -120,6 +131,8 @@ def append_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> int:
                 (event.image_id, seq, event.path, event.size, event.mtime_ns, event.sha256,
                  event.width, event.height, input_hash(event.caption, event.extra)),
             )
+    if plain:
+        conn.executemany(_INSERT_EVENT, plain)
     return refused
 
 

@@ -8,9 +8,9 @@ in the same transaction.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,6 +91,7 @@ class StepExecutor:
         self.parameters = backend.describe()
         self.requests = 0
         self._count_lock = threading.Lock()
+        self._ids = itertools.count(1)
 
     def execute(self, job: StepJob) -> Completed | Failed | None:
         """Run the step; None when the run was stopped before it ended."""
@@ -119,7 +120,7 @@ class StepExecutor:
         if self.pacer is not None and not self.pacer.acquire(self.stop):
             raise Stopped
         tries.attempts = number
-        request_id = uuid.uuid4().hex
+        request_id = f"{self.run_id[:16]}-{next(self._ids)}"  # unique: run ids are uuid4
         self.writer.put(RequestSent(
             run_id=self.run_id, request_id=request_id, image_id=job.image_id,
             step=job.step.number, attempt=number, fingerprint=job.fingerprint,

@@ -22,7 +22,7 @@ from typing import Any
 
 from auto_label import __version__
 from auto_label.backends.base import Backend, PreparedImage
-from auto_label.backends.imageprep import prepare_image
+from auto_label.backends.imageprep import prepare_bytes, prepare_image
 from auto_label.errors import AuthRejected, LedgerError
 from auto_label.ledger.events import (
     ImageRejected,
@@ -280,42 +280,57 @@ class Runner:
                     elif isinstance(task, _StepTask):
                         self._step(task)
             except AuthRejected as exc:
-                with self._lock:
+                with self._idle:
                     self._abort = self._abort or exc
-                self.stop.set()
+                    self.stop.set()
+                    self._idle.notify_all()
             except Exception as exc:
                 self._internal_error(task, exc)
             finally:
                 with self._idle:
                     self._outstanding -= 1
-                    self._idle.notify_all()
+                    if self._outstanding == 0:  # waking the main thread per task costs CPU
+                        self._idle.notify_all()
 
     def _seed(self, image: _Image) -> None:
         item = image.item
         try:
-            seeded = seed_image(item, self.run_id)
+            seeded, data = seed_image(item, self.run_id)
+            size = (seeded.width, seeded.height)
+            try:
+                prepared = prepare_bytes(data, sha256=seeded.sha256, original_size=size,
+                                         max_image_side=self.backend.max_image_side)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise ImageProblem(
+                    "image_corrupt", f"{item.path}: corrupt image, cannot resize it ({exc})"
+                ) from None
         except ImageProblem as problem:
-            roots = [s for s in self.selected if not s.needs]
-            self.writer.put(
-                ImageRejected(run_id=self.run_id, image_id=item.image_id, path=str(item.path),
-                              kind=problem.kind, message=str(problem), source=item.source),
-                *[StepFailed(run_id=self.run_id, image_id=item.image_id, step=s.number,
-                             fingerprint="", kind=problem.kind,
-                             message=f"{item.image_id} step {s.number} ({s.name}): {problem}")
-                  for s in roots],
-            )
-            with self._lock:
-                for step in roots:
-                    self._failed(image, step, problem.kind,
-                                 f"{item.image_id} step {step.number} ({step.name}): {problem}")
-                for step in self.selected:
-                    if step.needs and step.number not in image.outcome:
-                        self._skip(image, step)
+            self._reject(image, problem.kind, str(problem))
             return
         self.writer.put(seeded)
+        self._remember(item.image_id, prepared)
         with self._lock:
-            image.sha256, image.size = seeded.sha256, (seeded.width, seeded.height)
+            image.sha256, image.size = seeded.sha256, size
             self._evaluate_image(image)
+
+    def _reject(self, image: _Image, kind: str, problem: str) -> None:
+        """The image cannot be used: its first steps fail, the rest are skipped."""
+        item = image.item
+        roots = [s for s in self.selected if not s.needs]
+        messages = {s.number: f"{item.image_id} step {s.number} ({s.name}): {problem}"
+                    for s in roots}
+        self.writer.put(
+            ImageRejected(run_id=self.run_id, image_id=item.image_id, path=str(item.path),
+                          kind=kind, message=problem, source=item.source),
+            *[StepFailed(run_id=self.run_id, image_id=item.image_id, step=s.number,
+                         fingerprint="", kind=kind, message=messages[s.number]) for s in roots],
+        )
+        with self._lock:
+            for step in roots:
+                self._failed(image, step, kind, messages[step.number])
+            for step in self.selected:
+                if step.needs and step.number not in image.outcome:
+                    self._skip(image, step)
 
     def _step(self, task: _StepTask) -> None:
         image, step = task.image, task.step
@@ -348,8 +363,11 @@ class Runner:
                 self._failed(image, step, result.kind, result.message)
 
     def _internal_error(self, task: object, exc: Exception) -> None:
-        if not isinstance(task, _StepTask):
-            raise exc
+        if isinstance(task, _SeedTask):
+            self._reject(task.image, "internal_error",
+                         f"internal error {type(exc).__name__}: {exc}")
+            return
+        assert isinstance(task, _StepTask)
         item, step = task.image.item, task.step
         message = f"{item.image_id} step {step.number} ({step.name}): internal error " \
                   f"{type(exc).__name__}: {exc}"
@@ -387,9 +405,12 @@ class Runner:
         prepared = prepare_image(image.item.path, sha256=image.sha256,
                                  original_size=image.size,
                                  max_image_side=self.backend.max_image_side)
+        self._remember(key, prepared)
+        return prepared
+
+    def _remember(self, key: str, prepared: PreparedImage) -> None:
         with self._prepared_lock:
             self._prepared[key] = prepared
             while len(self._prepared) > 2 * self.block.workflow.max_workers + 4:
                 self._prepared.popitem(last=False)
-        return prepared
 

@@ -57,8 +57,9 @@ def _check_complete(image: Image.Image, data: bytes) -> None:
         image.load()
 
 
-def seed_image(item: ImageInput, run_id: str) -> ImageSeeded:
-    """Read, hash and decode the image; raise ImageProblem naming the file when it is unusable."""
+def seed_image(item: ImageInput, run_id: str) -> tuple[ImageSeeded, bytes]:
+    """Read, hash and check the image: its seed event and the bytes read (to send them without
+    reading the file again). Raises ImageProblem naming the file when it is unusable."""
     path = item.path
     try:
         stat = path.stat()
@@ -93,4 +94,4 @@ def seed_image(item: ImageInput, run_id: str) -> ImageSeeded:
         caption=item.caption,
         extra=seed_extra(item),
         source=item.source,
-    )
+    ), data

@@ -55,7 +55,8 @@ def test_a_directory_is_not_an_image(tmp_path):
 def test_good_images_are_seeded_with_their_real_size(tmp_path, fmt):
     path = tmp_path / f"ok.{fmt.lower()}"
     path.write_bytes(image_bytes(fmt, (123, 45)))
-    seeded = seed_image(item(path), "run")
+    seeded, data = seed_image(item(path), "run")
+    assert data == path.read_bytes()
     assert (seeded.width, seeded.height) == (123, 45)
     assert seeded.size == path.stat().st_size
     assert seeded.source == "input.jsonl:3"
