@@ -151,7 +151,16 @@ def _parse_container(text: str, pos: int, depth: int) -> tuple[Any, int]:
                 if pos >= n:
                     raise _Truncated
             value, pos = _parse_value(text, pos, depth)
-        except _Truncated:
+        except _Truncated as inner:
+            # One level down, a cut-off array of records (objects or boxes) keeps its complete
+            # records, e.g. the expressions already written when an answer hit max tokens.
+            nested = inner.partial
+            if isinstance(nested, list) and nested and all(
+                    isinstance(v, dict | list) for v in nested):
+                if is_object:
+                    obj[key] = nested
+                else:
+                    arr.append(nested)
             raise _Truncated(partial) from None
         pos = _skip_ws(text, pos)
         at_end = pos >= n

@@ -289,12 +289,28 @@ def test_extraction_truncated_bare_list_keeps_complete_entries():
     pytest.param('{"result": [{"text": "a dog"}]}', id="other-key"),
     pytest.param("[1, 2, 3]", id="list-of-numbers"),
     pytest.param('[{"char_span": [0, 1]}]', id="objects-without-text"),
-    # one level of salvage only: the cut-off expressions list is an incomplete entry
-    pytest.param('{"cleaned_caption": "A dog.", "expressions": [{"text": "A dog"}, {"te',
-                 id="truncated-inside-expressions"),
 ])
 def test_extraction_errors(text):
     assert_parse_error(parse_extraction, text, CAPTION)
+
+
+@pytest.mark.parametrize(("text", "texts"), [
+    pytest.param('{"cleaned_caption": "A dog and a cat.", "expressions": [{"text": "A dog"}, {"te',
+                 ["A dog"], id="cut-inside-the-second-expression"),
+    pytest.param('{"cleaned_caption": "A dog and a cat.", "expressions": [{"text": "A dog"}, '
+                 '{"text": "a cat", "char_span": [11, 16]}, ', ["A dog", "a cat"],
+                 id="cut-after-a-comma"),
+    pytest.param('{"cleaned_caption": "A dog and a cat.", "expressions": [{"text": "A do',
+                 None, id="cut-inside-the-first-expression"),
+])
+def test_extraction_salvages_the_expressions_written_before_a_cut(text, texts):
+    if texts is None:
+        assert_parse_error(parse_extraction, text, CAPTION)
+        return
+    parsed = parse_extraction(text, CAPTION)
+    assert parsed["cleaned_caption"] == "A dog and a cat."
+    assert [e["text"] for e in parsed["expressions"]] == texts
+    assert parsed["expressions"][0]["char_span"] == [0, 5]
 
 
 def test_extraction_wrong_shape_message():
