@@ -216,3 +216,65 @@ def test_the_api_key_never_reaches_the_ledger_or_exports(tmp_path, sim):
     dump = "\n".join(conn.iterdump())
     conn.close()
     assert SIM_KEY not in dump
+
+
+def test_the_documented_example_spec_runs_with_only_overrides(tmp_path, sim):
+    from test_spec import EXAMPLE
+
+    from auto_label.spec_loader import load_spec
+
+    data = write_grounding_dataset(tmp_path / "data", 2, seed=17)
+    spec_path = tmp_path / "image_grounding.yaml"
+    spec_path.write_text(EXAMPLE)
+    summary = generate(load_spec(spec_path, [
+        f"results_dir={tmp_path / 'out'}",
+        "image_grounding.vlm.backend=openai",
+        f"image_grounding.vlm.openai.base_url={sim.openai_base_url}",
+        f"image_grounding.vlm.openai.api_key={SIM_KEY}",
+        "image_grounding.vlm.openai.model_name=sim-vlm",
+        f"image_grounding.data.input_jsonl={data.input_path}",
+        f"image_grounding.data.image_root={data.root}",
+    ]))
+    assert summary.complete and summary.records == 2
+
+
+def test_unchanged_images_are_not_read_again_and_a_touched_one_is(tmp_path, sim, monkeypatch):
+    import os
+
+    from auto_label.pipelines import runner
+
+    data = write_grounding_dataset(tmp_path / "data", 4, seed=18)
+    spec = grounding_spec(tmp_path / "out", data.root, sim.openai_base_url)
+    generate(spec)
+    reads = []
+    original = runner.seed_image
+    monkeypatch.setattr(runner, "seed_image",
+                        lambda item, run_id: reads.append(item.image_id) or original(item, run_id))
+    generate(spec)
+    assert reads == []
+    touched = data.records[2]
+    path = data.root / touched["image_path"]
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    sim.reset_counts()
+    again = generate(spec)
+    assert reads == [touched["image_id"]]
+    assert again.requests == 0  # same bytes, same fingerprints: nothing to ask
+    with Ledger.open(tmp_path / "out", create=False) as ledger:
+        assert ledger.count("image_seeded") == 5
+
+
+def test_plain_progress_lines_count_outcomes_per_step():
+    import io
+
+    from auto_label.cli.progress import PlainProgress
+
+    stream = io.StringIO()
+    progress = PlainProgress(every=60, stream=stream)
+    progress.begin([("0", "step0_expression_extraction"), ("1", "step1_grounding")], 3)
+    for outcome in ("completed", "cached", "failed"):
+        progress.advance("0", outcome)
+    progress.advance("1", "skipped")
+    progress.end()
+    line = stream.getvalue().strip().splitlines()[-1]
+    assert "step0_expression_extraction 2/3 (1 failed)" in line
+    assert "step1_grounding 0/3 (1 skipped)" in line
