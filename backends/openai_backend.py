@@ -112,7 +112,8 @@ def _response(completion: Any) -> VLMResponse:
     finish = choice.finish_reason
     text = choice.message.content if choice.message is not None else None
     if text is None or (not text.strip() and finish == "content_filter"):
-        raise Blocked(f"no content in the answer (finish_reason={finish})")
+        raise Blocked(f"no content in the answer (finish_reason={finish})",
+                      raw_text=completion.model_dump_json(exclude_none=True))
     usage = completion.usage
     details = getattr(usage, "completion_tokens_details", None) if usage is not None else None
     return VLMResponse(

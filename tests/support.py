@@ -13,6 +13,25 @@ from auto_label.spec_loader import load_spec
 SIM_KEY = "sk-sim-test-key-0123456789"
 
 
+def backend_overrides(block: str, backend: str, sim: Any) -> list[str]:
+    """Point `block`'s vlm at the simulator through `backend` ("openai" or "gemini")."""
+    if backend == "gemini":
+        return [
+            f"{block}.vlm.backend=gemini",
+            f"{block}.vlm.gemini.base_url={sim.gemini_base_url}",
+            f"{block}.vlm.gemini.api_key={SIM_KEY}",
+            f"{block}.vlm.gemini.model=gemini-sim",
+            f"{block}.vlm.gemini.timeout=5",
+        ]
+    return [
+        f"{block}.vlm.backend=openai",
+        f"{block}.vlm.openai.base_url={sim.openai_base_url}",
+        f"{block}.vlm.openai.api_key={SIM_KEY}",
+        f"{block}.vlm.openai.model_name=sim-vlm",
+        f"{block}.vlm.openai.timeout=5",
+    ]
+
+
 def grounding_overrides(results: Path, data: Path, base_url: str, *extra: str) -> list[str]:
     return [
         f"results_dir={results}",

@@ -27,12 +27,19 @@ from auto_label.backends.imageprep import prepare_image
 from auto_label.pipelines import prompts
 from auto_label.sim import write_grounding_dataset
 
-BACKENDS = ["openai"]
+BACKENDS = ["openai", "gemini"]
 
 
 def make_backend(name: str, sim, **settings):
-    block = {"openai": {"base_url": sim.openai_base_url if sim else "http://127.0.0.1:9/v1",
-                        "api_key": SIM_KEY, "model_name": "sim-vlm", "timeout": 2}}[name]
+    block = {
+        "openai": {"base_url": sim.openai_base_url if sim else "http://127.0.0.1:9/v1",
+                   "api_key": SIM_KEY, "model_name": "sim-vlm", "timeout": 2},
+        "gemini": {"base_url": sim.gemini_base_url if sim else "http://127.0.0.1:9",
+                   "api_key": SIM_KEY, "model": "gemini-sim", "timeout": 2,
+                   "media_resolution": "MEDIA_RESOLUTION_HIGH"},
+    }[name]
+    if "base_url" in settings and name == "gemini":
+        settings["base_url"] = settings["base_url"].removesuffix("/v1")
     block.update(settings)
     return create_backend(VLMConfig.model_validate({"backend": name, name: block}))
 
@@ -67,7 +74,23 @@ def test_an_answer_comes_back_with_text_and_usage(backend_name, sim, scene):
     assert '"bboxes"' in response.text
     assert response.finish_reason in {"stop", "STOP"}
     assert response.prompt_tokens and response.completion_tokens
-    assert sim.requests()[-1].key_ok
+    record = sim.requests()[-1]
+    assert record.key_ok and record.protocol == backend_name
+    if backend_name == "gemini":
+        assert record.media_resolution == "MEDIA_RESOLUTION_HIGH"
+        assert response.thinking_tokens is not None
+
+
+def test_blocked_answers_keep_the_raw_response(backend_name, sim, scene):
+    backend = make_backend(backend_name, sim)
+    sim.script(["blocked"])
+    try:
+        with pytest.raises(Blocked) as raised:
+            backend.complete(ground_request(scene, backend.convention))
+    finally:
+        backend.close()
+    assert raised.value.raw_text and ("SAFETY" in raised.value.raw_text
+                                      or "content_filter" in raised.value.raw_text)
 
 
 @pytest.mark.parametrize(("fault", "error", "retryable"), [

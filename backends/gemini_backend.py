@@ -1,0 +1,157 @@
+"""The `gemini` backend: Google's Gemini API through the google-genai SDK.
+
+The image goes as inline bytes with its MIME type, the prompt as text, and the spec's
+`media_resolution` goes into the generation config on every request (the reference implementation
+drops it for images). JSON steps ask for `application/json`. The SDK's retries stay off (its
+default): the runner retries, so that every attempt is an event.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+
+from auto_label.backends.base import (
+    AuthFailed,
+    BackendError,
+    BadResponse,
+    Blocked,
+    ConnectionFailed,
+    RateLimited,
+    RequestRejected,
+    RequestTimeout,
+    ServerError,
+    VLMRequest,
+    VLMResponse,
+)
+from auto_label.backends.config import GeminiConfig
+from auto_label.backends.retry_after import parse_retry_after
+from auto_label.errors import SpecError
+
+MISSING_KEY = ("no Gemini API key: set vlm.gemini.api_key in the spec or the GOOGLE_API_KEY "
+               "environment variable")
+BLOCKING = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
+            "LANGUAGE", "OTHER", "MALFORMED_FUNCTION_CALL"}
+
+
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(timeouts, other transport errors) of the HTTP libraries the SDK may be using."""
+    timeouts: list[type[BaseException]] = []
+    transport: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        timeouts.append(module.TimeoutException)
+        transport.append(module.TransportError)
+    return tuple(timeouts), tuple(transport)
+
+
+_TIMEOUTS, _TRANSPORT = _transport_errors()
+
+
+class GeminiBackend:
+    name = "gemini"
+
+    def __init__(self, config: GeminiConfig) -> None:
+        key = config.api_key.get_secret_value() or os.environ.get("GOOGLE_API_KEY", "")
+        if not key:
+            raise SpecError(MISSING_KEY)
+        self.config = config
+        self.convention = config.coordinates
+        self.max_image_side = config.max_image_side
+        options = types.HttpOptions(timeout=int(config.timeout * 1000),
+                                    base_url=config.base_url or None)
+        self._client = genai.Client(api_key=key, http_options=options)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "model": self.config.model,
+            "temperature": self.config.temperature,
+            "max_output_tokens": self.config.max_output_tokens,
+            "media_resolution": self.config.media_resolution,
+            "coordinates": self.config.coordinates,
+            "max_image_side": self.config.max_image_side,
+        }
+
+    def complete(self, request: VLMRequest) -> VLMResponse:
+        config = types.GenerateContentConfig(
+            temperature=self.config.temperature,
+            max_output_tokens=self.config.max_output_tokens,
+            media_resolution=types.MediaResolution(self.config.media_resolution),
+            response_mime_type="application/json" if request.json_output else None,
+        )
+        contents = [
+            types.Part.from_bytes(data=request.image.data, mime_type=request.image.mime_type),
+            request.prompt,
+        ]
+        try:
+            response = self._client.models.generate_content(
+                model=self.config.model, contents=contents, config=config)
+        except errors.APIError as exc:
+            raise _api_error(exc) from None
+        except _TIMEOUTS:
+            raise RequestTimeout(f"no answer within {self.config.timeout:g} s") from None
+        except _TRANSPORT as exc:
+            raise ConnectionFailed(f"cannot reach the endpoint ({type(exc).__name__})") from None
+        except ValueError as exc:  # a body that is not JSON
+            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise BadResponse(f"the endpoint's answer is not JSON ({first})") from None
+        return _response(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _response(response: types.GenerateContentResponse) -> VLMResponse:
+    raw = response.model_dump_json(exclude_none=True)
+    candidates = response.candidates or []
+    if not candidates:
+        feedback = response.prompt_feedback
+        reason = feedback.block_reason if feedback is not None else None
+        why = f"the prompt was blocked ({_name(reason)})" if reason else "no candidate returned"
+        raise Blocked(why, raw_text=raw)
+    candidate = candidates[0]
+    finish = _name(candidate.finish_reason) if candidate.finish_reason else None
+    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
+    text = "".join(p.text for p in parts if p.text and not p.thought)
+    if finish in BLOCKING:
+        raise Blocked(f"the answer was blocked (finish reason {finish})", raw_text=raw)
+    if not text.strip():
+        why = "the token limit was spent before any answer" if finish == "MAX_TOKENS" \
+            else "the candidate has no text"
+        raise Blocked(f"empty answer: {why} (finish reason {finish})", raw_text=raw)
+    usage = response.usage_metadata
+    return VLMResponse(
+        text=text,
+        finish_reason=finish,
+        prompt_tokens=usage.prompt_token_count if usage else None,
+        completion_tokens=usage.candidates_token_count if usage else None,
+        thinking_tokens=usage.thoughts_token_count if usage else None,
+        raw={"model_version": response.model_version, "response_id": response.response_id},
+    )
+
+
+def _name(value: Any) -> str:
+    return str(getattr(value, "name", value))
+
+
+def _api_error(exc: errors.APIError) -> BackendError:
+    status = exc.code or 0
+    message = f"HTTP {status}: {(exc.message or exc.status or '')[:300]}"
+    headers = getattr(exc.response, "headers", None)
+    retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    key_rejected = status == 400 and "api key" in (exc.message or "").lower()
+    if status in (401, 403) or key_rejected:
+        return AuthFailed(message, status_code=status)
+    if status == 429:
+        return RateLimited(message, status_code=status, retry_after=retry_after)
+    if status == 408 or status >= 500:
+        return ServerError(message, status_code=status, retry_after=retry_after)
+    return RequestRejected(message, status_code=status)
