@@ -17,12 +17,14 @@ from typing import Any
 from auto_label.backends import create_backend
 from auto_label.errors import LedgerError
 from auto_label.ledger.events import RunStarted
+from auto_label.ledger.fold import fold
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.export_jsonl import (
     ANNOTATIONS_FILE,
     ledger_records,
     save_annotations_jsonl,
 )
+from auto_label.pipelines.export_legacy import save_legacy_files
 from auto_label.pipelines.progress import ProgressSink, RunSummary
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.pipelines.runner import Runner
@@ -34,7 +36,9 @@ from auto_label.spec_loader import load_spec
 @dataclass(frozen=True)
 class ExportResult:
     files: list[Path]
+    """annotations.jsonl and/or the legacy step folders"""
     records: int
+    legacy_files: int = 0
 
 
 def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
@@ -61,14 +65,39 @@ def _pipeline_of(ledger: Ledger) -> tuple[Pipeline, dict[str, Any]]:
     return get_pipeline(started.pipeline), started.spec
 
 
-def export(results_dir: str | Path) -> ExportResult:
-    """Write the exports of `results_dir` from its ledger (what `auto_label export` does)."""
+def export(results_dir: str | Path, *, output_format: str | None = None) -> ExportResult:
+    """Write the exports of `results_dir` from its ledger (what `auto_label export` does).
+
+    `output_format` (jsonl, legacy or both) defaults to the latest run's `workflow.output_format`.
+    """
     results_dir = Path(results_dir)
     with Ledger.open(results_dir, create=False) as ledger:
-        pipeline, _ = _pipeline_of(ledger)
-        path = results_dir / ANNOTATIONS_FILE
-        count = save_annotations_jsonl(ledger_records(ledger, pipeline), path)
-    return ExportResult([path], count)
+        pipeline, spec = _pipeline_of(ledger)
+        block = spec.get(pipeline.name) or {}
+        fmt = output_format or block.get("workflow", {}).get("output_format", "jsonl")
+        legacy = fmt in ("legacy", "both") and pipeline.legacy_files is not None
+        files: list[Path] = []
+        legacy_count = 0
+
+        def each_record() -> Iterator[dict[str, Any]]:
+            nonlocal legacy_count
+            for image_id, events in ledger.image_histories():
+                state = fold(events, image_id=image_id)
+                if legacy and pipeline.legacy_files is not None:
+                    legacy_count += save_legacy_files(pipeline.legacy_files(state), results_dir)
+                record = pipeline.to_record(state)
+                if record is not None:
+                    yield record
+
+        if fmt in ("jsonl", "both"):
+            path = results_dir / ANNOTATIONS_FILE
+            count = save_annotations_jsonl(each_record(), path)
+            files.append(path)
+        else:
+            count = sum(1 for _ in each_record())
+        if legacy:
+            files.extend(sorted(p for p in results_dir.glob("step_*") if p.is_dir()))
+    return ExportResult(files, count, legacy_count)
 
 
 def records(results_dir: str | Path) -> Iterator[dict[str, Any]]:

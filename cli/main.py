@@ -96,14 +96,21 @@ def generate(
 @app.command()
 def export(
     results_dir: Annotated[Path, typer.Argument(help="A results_dir with a ledger.db.")],
+    output_format: Annotated[str | None, typer.Option(
+        "--format", help="jsonl, legacy or both (default: the last run's output_format)."
+    )] = None,
 ) -> None:
     """Write annotations.jsonl (and legacy files, if the spec asks) from the ledger."""
+    if output_format not in (None, "jsonl", "legacy", "both"):
+        err.print("error: --format must be jsonl, legacy or both")
+        raise typer.Exit(2)
+    from auto_label.cli.summary import print_outputs
+
     try:
-        result = api.export(results_dir)
+        result = api.export(results_dir, output_format=output_format)
     except AutoLabelError as error:
         raise _fail(error) from None
-    for path in result.files:
-        out.print(f"wrote {path} ({result.records} records)")
+    print_outputs(out, result.files, result.records)
 
 
 @app.command()

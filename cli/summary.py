@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
@@ -26,5 +28,16 @@ def print_summary(console: Console, summary: RunSummary) -> None:
         console.print(f"[red]failures by kind:[/] {kinds}")
         for example in summary.examples:
             console.print(f"  [dim]-[/] {example}", markup=False, highlight=False)
-    for path in summary.outputs:
-        console.print(f"wrote {path} ({summary.records} records)", highlight=False)
+    if summary.warnings:
+        console.print(f"[yellow]{len(summary.warnings)} input problem(s) skipped[/], e.g.:")
+        for warning in summary.warnings[:3]:
+            console.print(f"  [dim]-[/] {warning}", markup=False, highlight=False)
+    print_outputs(console, summary.outputs, summary.records)
+
+
+def print_outputs(console: Console, outputs: list[Path], records: int) -> None:
+    for path in outputs:
+        if path.is_dir():
+            console.print(f"wrote legacy files in {path}", highlight=False, markup=False)
+        else:
+            console.print(f"wrote {path} ({records} records)", highlight=False, markup=False)

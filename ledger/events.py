@@ -128,6 +128,7 @@ class StepCompleted(_Event):
     output_hash: str
     upstream: dict[str, str] = Field(default_factory=dict, description="step -> output hash used")
     request_id: str | None = None
+    source: str = Field(default="", description="for an output imported from an input file: where")
 
 
 class StepSelected(_Event):

@@ -65,6 +65,8 @@ class RunSummary:
     """the signal or reason that stopped the run early"""
     outputs: list[Path] = field(default_factory=list)
     records: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """input problems that were skipped (unlabelled images, malformed label rows...)"""
 
     @property
     def not_reached(self) -> int:

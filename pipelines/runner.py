@@ -28,6 +28,7 @@ from auto_label.ledger.events import (
     ImageRejected,
     RunFinished,
     RunStarted,
+    StepCompleted,
     StepFailed,
     StepSelected,
 )
@@ -43,6 +44,7 @@ from auto_label.pipelines.steps import ImageInput, Pipeline, Step, StepInput
 from auto_label.spec import Spec
 
 MAX_EXAMPLES = 5
+MAX_NOTES = 20
 
 
 @dataclass
@@ -102,7 +104,8 @@ class Runner:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
-        items = self.pipeline.read_inputs(self.block)
+        inputs = self.pipeline.read_inputs(self.block)
+        items = inputs.items
         results_dir = self.spec.results_dir
         with Ledger.open(results_dir) as ledger, RunLock(results_dir):
             self._check_pipeline(ledger)
@@ -111,6 +114,7 @@ class Runner:
             summary = RunSummary(self.run_id, self.pipeline.name, results_dir, len(items),
                                  [(s.number, s.name) for s in self.selected])
             self.summary = summary
+            summary.warnings.extend(inputs.warnings)
             self.ledger = ledger
             self.writer = LedgerWriter(ledger.path)
             self.executor = StepExecutor(self.backend, self.writer, self.block.workflow.retries,
@@ -118,6 +122,11 @@ class Runner:
                                          generation=self.generation, pacer=self.pacer)
             self.writer.put(self._run_started())
             self.progress.begin(summary.steps, len(items))
+            for warning in inputs.warnings[:MAX_NOTES]:
+                self.progress.note(warning)
+            if len(inputs.warnings) > MAX_NOTES:
+                self.progress.note(f"... and {len(inputs.warnings) - MAX_NOTES} more input "
+                                   "problems (see the run summary)")
             workers = [threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
                        for i in range(self.block.workflow.max_workers)]
             try:
@@ -191,7 +200,7 @@ class Runner:
         """Resolve what earlier runs left, then evaluate the steps that can start (lock held)."""
         selected = self.selected_numbers
         for step in self.pipeline.steps:
-            if step.number not in selected:
+            if step.number not in selected and step.number not in image.resolved:
                 row = self._current.get((image.item.image_id, step.number))
                 if row is not None:
                     image.resolved[step.number] = (row.output_hash, row.seq, None)
@@ -309,9 +318,38 @@ class Runner:
             return
         self.writer.put(seeded)
         self._remember(item.image_id, prepared)
+        problems = self.pipeline.check_seed(seeded) if self.pipeline.check_seed else []
         with self._lock:
+            for problem in problems:
+                self.summary.warnings.append(problem)
+                self.progress.note(problem)
             image.sha256, image.size = seeded.sha256, size
+            self._import(image)
             self._evaluate_image(image)
+
+    def _import(self, image: _Image) -> None:
+        """Record the step outputs the input already holds as completions, for the steps this
+        run does not run, so that later steps can build on them (lock held)."""
+        item = image.item
+        for step in self.pipeline.steps:
+            output = item.imports.get(step.number)
+            if output is None or step.number in self.selected_numbers or \
+                    any(n not in image.resolved for n in step.needs):
+                continue  # a step this run runs is computed afresh, not imported
+            upstream = {n: image.resolved[n][0] for n in step.needs}
+            fingerprint = content_hash({"imported": output, "upstream": upstream})
+            output_hash = content_hash(output)
+            key = (item.image_id, step.number, fingerprint)
+            if key in self._completions:
+                self.writer.put(StepSelected(run_id=self.run_id, image_id=item.image_id,
+                                             step=step.number, fingerprint=fingerprint))
+            else:
+                self.writer.put(StepCompleted(
+                    run_id=self.run_id, image_id=item.image_id, step=step.number,
+                    fingerprint=fingerprint, output=output, output_hash=output_hash,
+                    upstream=upstream, source=item.source))
+                self._completions[key] = (0, output_hash)
+            image.resolved[step.number] = (output_hash, None, output)
 
     def _reject(self, image: _Image, kind: str, problem: str) -> None:
         """The image cannot be used: its first steps fail, the rest are skipped."""

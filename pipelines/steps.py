@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from auto_label.backends.config import Convention
+from auto_label.ledger.events import ImageSeeded
 from auto_label.ledger.fold import ImageState
 
 
@@ -29,6 +30,20 @@ class ImageInput:
     extra: dict[str, Any] = field(default_factory=dict)
     width: int | None = None
     height: int | None = None
+
+    @property
+    def imports(self) -> dict[str, dict[str, Any]]:
+        """Step outputs the input already holds (seeding from earlier annotations): step -> output.
+        They live in `extra`, so that a change to them re-seeds the image."""
+        return self.extra.get("imports", {})
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a pipeline reads before a run: the images, and what was skipped on the way."""
+
+    items: list[ImageInput]
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -74,9 +89,13 @@ class Step:
 class Pipeline:
     name: str
     steps: tuple[Step, ...]
-    read_inputs: Callable[[Any], list[ImageInput]]
+    read_inputs: Callable[[Any], Inputs]
     """the spec block -> images to process; raises InputError"""
     to_record: Callable[[ImageState], dict[str, Any] | None]
+    legacy_files: Callable[[ImageState], dict[str, str | None]] | None = None
+    """an image's legacy text files: path relative to results_dir -> content (None: absent)"""
+    check_seed: Callable[[ImageSeeded], list[str]] | None = None
+    """problems with a seeded image's inputs that only its size reveals (one line each)"""
 
     def step(self, number: str) -> Step:
         for step in self.steps:
