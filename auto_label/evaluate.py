@@ -70,3 +70,30 @@ def match_ground_truth(records: Iterable[dict[str, Any]], truth: Iterable[dict[s
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+@dataclass(frozen=True)
+class RegionReport:
+    regions: int
+    correct: int
+    """regions whose colour and type are those of the true object under the box"""
+    expressions: int
+    verified: int
+
+
+def check_regions(records: Iterable[dict[str, Any]],
+                  truth: Iterable[dict[str, Any]]) -> RegionReport:
+    """`truth` rows hold `image_id` and `objects: [{bbox, color, shape}]`."""
+    by_id = {r["image_id"]: r for r in records}
+    regions = correct = expressions = verified = 0
+    for row in truth:
+        record = by_id.get(row["image_id"])
+        if record is None:
+            continue
+        for region in record["regions"]:
+            regions += 1
+            best = max(row["objects"], key=lambda o: iou(o["bbox"], region["bbox"]))
+            correct += (region["color"], region["type"]) == (best["color"], best["shape"])
+        expressions += len(record["expressions"])
+        verified += sum(1 for e in record["expressions"] if e["verified"])
+    return RegionReport(regions, correct, expressions, verified)

@@ -59,3 +59,22 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def sha_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def referring_overrides(results: Path, data: Path, sim: Any, *extra: str,
+                        backend: str = "openai") -> list[str]:
+    return [
+        f"results_dir={results}",
+        "autolabel_type=image_referring_expression",
+        *backend_overrides("image_referring_expression", backend, sim),
+        f"image_referring_expression.data.image_dir={data / 'images'}",
+        f"image_referring_expression.data.kitti_label_dir={data / 'labels'}",
+        "image_referring_expression.workflow.retries.backoff_base=0.01",
+        "image_referring_expression.workflow.retries.backoff_max=0.05",
+        *extra,
+    ]
+
+
+def referring_spec(results: Path, data: Path, sim: Any, *extra: str,
+                   backend: str = "openai") -> Spec:
+    return load_spec(None, referring_overrides(results, data, sim, *extra, backend=backend))

@@ -118,14 +118,19 @@ def test_export_without_a_ledger_is_one_line_and_exit_2(tmp_path):
     assert "no ledger here" in result.output
 
 
-def test_the_demo_runs_end_to_end_and_says_where_the_results_are(tmp_path):
+def test_the_demo_runs_both_pipelines_and_says_where_the_results_are(tmp_path):
     result = runner.invoke(app, ["demo", str(tmp_path / "demo"), "-n", "3"])
     assert result.exit_code == 0, result.output
-    annotations = tmp_path / "demo" / "results" / "image_grounding" / "annotations.jsonl"
-    assert str(annotations) in result.output
+    for pipeline in ("image_grounding", "image_referring_expression"):
+        annotations = tmp_path / "demo" / "results" / pipeline / "annotations.jsonl"
+        assert str(annotations) in result.output
+        assert len(read_jsonl(annotations)) == 3
     found = re.search(r"(\d+) of (\d+) ground-truth boxes found", result.output)
     assert found and found.group(1) == found.group(2)
-    assert len(read_jsonl(annotations)) == 3
+    described = re.search(r"(\d+) of (\d+) regions described with the right colour", result.output)
+    assert described and described.group(1) == described.group(2)
+    legacy = tmp_path / "demo" / "results" / "image_referring_expression" / "step_3_double_check"
+    assert len(list((legacy / "labels").iterdir())) == 3
 
 
 @pytest.mark.parametrize("command", ["generate", "export", "demo"])

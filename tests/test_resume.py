@@ -13,10 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support import grounding_overrides
+from support import SIM_KEY, grounding_overrides, referring_overrides
 
 from auto_label import generate
-from auto_label.sim import write_grounding_dataset
+from auto_label.sim import (
+    SimConfig,
+    Simulator,
+    write_grounding_dataset,
+    write_referring_dataset,
+)
 from auto_label.spec_loader import load_spec
 
 IMAGES = 24
@@ -36,29 +41,33 @@ def write_spec(path: Path, overrides: list[str]) -> Path:
     return path
 
 
-def completed_count(db: Path) -> int:
+def completed_count(db: Path, steps: tuple[str, ...] | None = None) -> int:
     if not db.exists():
         return 0
+    sql = "SELECT COUNT(*) FROM events WHERE type = 'step_completed'"
+    if steps is not None:
+        sql += f" AND step IN ({','.join(repr(s) for s in steps)})"
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            return conn.execute(
-                "SELECT COUNT(*) FROM events WHERE type = 'step_completed'").fetchone()[0]
+            return conn.execute(sql).fetchone()[0]
         finally:
             conn.close()
     except sqlite3.OperationalError:
         return 0
 
 
-def kill_after(spec_path: Path, db: Path, completions: int) -> int:
-    """Start `generate` in a child process and SIGKILL it once `completions` are committed."""
+def kill_after(spec_path: Path, db: Path, completions: int,
+               steps: tuple[str, ...] | None = None) -> int:
+    """Start `generate` in a child process and SIGKILL it once `completions` of `steps` are
+    committed; returns how many completions (of any step) the ledger then holds."""
     child = subprocess.Popen(
         [sys.executable, "-m", "auto_label", "generate", "-e", str(spec_path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     try:
-        while completed_count(db) < completions:
+        while completed_count(db, steps) < completions:
             if child.poll() is not None:
                 pytest.fail(f"the run ended before it was killed: {child.stderr.read()!r}")
             if time.monotonic() > deadline:
@@ -80,17 +89,13 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, dataset):
-    from support import SIM_KEY
-
-    from auto_label.sim import SimConfig, Simulator
-
     out = tmp_path_factory.mktemp("clean")
     with Simulator(SimConfig(seed=5, api_key=SIM_KEY)) as server:
         generate(load_spec(None, grounding_overrides(out, dataset.root, server.openai_base_url)))
     return (out / "annotations.jsonl").read_text()
 
 
-@pytest.mark.parametrize("kill_at", [1, 9, 30, 44])
+@pytest.mark.parametrize("kill_at", [1, 9, 24, 34])
 def test_sigkill_then_rerun_completes_each_step_once_with_the_same_output(
         tmp_path, make_sim, dataset, uninterrupted, kill_at):
     server = make_sim(seed=5, latency_mean=0.03, latency_jitter=0.02)
@@ -120,3 +125,44 @@ def test_sigkill_then_rerun_completes_each_step_once_with_the_same_output(
     assert len(repeated) == len(asked_before) - committed
     assert set(repeated) <= set(asked_before)
     assert len(counts) == 2 * IMAGES
+
+
+REFERRING_IMAGES = 10
+
+
+@pytest.fixture(scope="module")
+def referring_dataset(tmp_path_factory):
+    return write_referring_dataset(tmp_path_factory.mktemp("refdata"), REFERRING_IMAGES, seed=22)
+
+
+@pytest.fixture(scope="module")
+def referring_uninterrupted(tmp_path_factory, referring_dataset):
+    out = tmp_path_factory.mktemp("refclean")
+    with Simulator(SimConfig(seed=5, api_key=SIM_KEY, group_noise=0.5)) as server:
+        generate(load_spec(None, referring_overrides(out, referring_dataset.root, server)))
+    return (out / "annotations.jsonl").read_text()
+
+
+@pytest.mark.parametrize(("steps", "kill_at"), [(("0", "1"), 3), (("3",), 2)],
+                         ids=["during-steps-0-and-1", "during-step-3"])
+def test_referring_sigkill_then_rerun_completes_each_step_once(
+        tmp_path, make_sim, referring_dataset, referring_uninterrupted, steps, kill_at):
+    server = make_sim(seed=5, latency_mean=0.03, latency_jitter=0.02, group_noise=0.5)
+    out = tmp_path / "out"
+    spec_path = write_spec(tmp_path / "spec.yaml", referring_overrides(
+        out, referring_dataset.root, server,
+        f"image_referring_expression.workflow.max_workers={WORKERS}"))
+    committed = kill_after(spec_path, out / "ledger.db", kill_at, steps)
+    assert committed < 4 * REFERRING_IMAGES
+    asked_before = dict(server.counts())
+    summary = generate(load_spec(spec_path))
+    assert summary.complete
+    conn = sqlite3.connect(out / "ledger.db")
+    per_step = Counter(conn.execute(
+        "SELECT image_id, step FROM events WHERE type = 'step_completed'").fetchall())
+    conn.close()
+    assert len(per_step) == 4 * REFERRING_IMAGES and set(per_step.values()) == {1}
+    assert (out / "annotations.jsonl").read_text() == referring_uninterrupted
+    counts = server.counts()
+    assert max(counts.values()) <= 2
+    assert len([k for k, n in counts.items() if n == 2]) == len(asked_before) - committed
