@@ -25,6 +25,7 @@ from auto_label.pipelines.export_jsonl import (
     save_annotations_jsonl,
 )
 from auto_label.pipelines.export_legacy import save_legacy_files
+from auto_label.pipelines.pacing import Pacer
 from auto_label.pipelines.progress import ProgressSink, RunSummary
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.pipelines.runner import Runner
@@ -42,15 +43,21 @@ class ExportResult:
 
 
 def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
-             progress: ProgressSink | None = None,
-             stop: threading.Event | None = None) -> RunSummary:
-    """Run the spec's pipeline, then export. `stop.set()` from another thread ends it early."""
+             progress: ProgressSink | None = None, stop: threading.Event | None = None,
+             retry_failed: bool = False) -> RunSummary:
+    """Run the spec's pipeline, then export. `stop.set()` from another thread ends it early.
+
+    `retry_failed` limits the run to the images whose latest attempt at some step failed (a plain
+    run retries them too, along with every image not yet done).
+    """
     if not isinstance(spec, Spec):
         spec = load_spec(spec, overrides)
     pipeline = get_pipeline(spec.autolabel_type)
     backend = create_backend(spec.block.vlm)
+    pacer = Pacer(spec.block.workflow.rpm)
     try:
-        summary = Runner(spec, pipeline, backend, progress=progress, stop=stop).run()
+        summary = Runner(spec, pipeline, backend, progress=progress, stop=stop, pacer=pacer,
+                         retry_failed=retry_failed).run()
     finally:
         backend.close()
     result = export(spec.results_dir)

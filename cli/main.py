@@ -70,6 +70,11 @@ def generate(
     plain: Annotated[bool, typer.Option(
         help="Plain progress lines instead of bars (the default when not on a terminal)."
     )] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed",
+        help="Only the images whose latest attempt at a step failed (a plain run retries them "
+             "too, with everything not yet done).",
+    )] = False,
 ) -> None:
     """Run the spec's pipeline on every image that has not completed it, then export."""
     from auto_label.cli.progress import PlainProgress, RichProgress
@@ -80,7 +85,8 @@ def generate(
         loaded = api.load_spec(spec, overrides or [])
         progress = RichProgress(out) if out.is_terminal and not plain else PlainProgress()
         with _Signals(stop) as signals:
-            summary = api.generate(loaded, progress=progress, stop=stop)
+            summary = api.generate(loaded, progress=progress, stop=stop,
+                                   retry_failed=retry_failed)
     except AutoLabelError as error:
         raise _fail(error) from None
     print_summary(out, summary)

@@ -322,6 +322,17 @@ class Ledger:
         if batch:
             yield current_id or "", batch
 
+    def failed_images(self) -> set[str]:
+        """Images whose latest outcome at some step is a failure (no completion after it)."""
+        rows = self.connection().execute(
+            "SELECT image_id, step, type FROM events WHERE type IN ('step_failed', "
+            "'step_completed') AND image_id IS NOT NULL ORDER BY seq"
+        )
+        latest: dict[tuple[str, str], str] = {}
+        for image_id, step, kind in rows:
+            latest[(image_id, step)] = kind
+        return {image for (image, _), kind in latest.items() if kind == "step_failed"}
+
     def latest(self, type_: str) -> Event | None:
         """The newest event of a type."""
         row = self.connection().execute(

@@ -78,7 +78,7 @@ class Runner:
 
     def __init__(self, spec: Spec, pipeline: Pipeline, backend: Backend, *,
                  progress: ProgressSink | None = None, stop: threading.Event | None = None,
-                 pacer: Pacer | None = None) -> None:
+                 pacer: Pacer | None = None, retry_failed: bool = False) -> None:
         self.spec = spec
         self.block = spec.block
         self.pipeline = pipeline
@@ -86,6 +86,7 @@ class Runner:
         self.progress = progress or NullProgress()
         self.stop = stop or threading.Event()
         self.pacer = pacer
+        self.retry_failed = retry_failed
         workflow = self.block.workflow
         self.selected = [s for s in pipeline.steps if s.number in workflow.steps]
         self.selected_numbers = {s.number for s in self.selected}
@@ -109,6 +110,9 @@ class Runner:
         results_dir = self.spec.results_dir
         with Ledger.open(results_dir) as ledger, RunLock(results_dir):
             self._check_pipeline(ledger)
+            if self.retry_failed:
+                failed = ledger.failed_images()
+                items = [item for item in items if item.image_id in failed]
             number = ledger.start_run(self.run_id, time.time())
             self.generation = number if self.force else 0
             summary = RunSummary(self.run_id, self.pipeline.name, results_dir, len(items),

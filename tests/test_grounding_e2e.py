@@ -278,3 +278,23 @@ def test_plain_progress_lines_count_outcomes_per_step():
     line = stream.getvalue().strip().splitlines()[-1]
     assert "step0_expression_extraction 2/3 (1 failed)" in line
     assert "step1_grounding 0/3 (1 skipped)" in line
+
+
+def test_retry_failed_runs_only_the_images_whose_last_attempt_failed(tmp_path, sim):
+    data = write_grounding_dataset(tmp_path / "data", 3, seed=19)
+    broken = data.root / data.records[0]["image_path"]
+    saved = broken.read_bytes()
+    broken.unlink()
+    spec = grounding_spec(tmp_path / "out", data.root, sim.openai_base_url)
+    first = generate(spec)
+    assert first.failures == {"image_missing": 1}
+    broken.write_bytes(saved)
+    grown = append_grounding_images(data.root, 1, seed=19)
+    sim.reset_counts()
+    retried = generate(spec, retry_failed=True)
+    assert retried.images == 1 and retried.complete
+    assert {sha for sha, _ in sim.counts()} == {sha_of(broken)}
+    rest = generate(spec)  # a plain run then picks up the new image
+    assert rest.counts["0"]["completed"] == 1
+    assert {r["image_id"] for r in read_jsonl(tmp_path / "out" / "annotations.jsonl")} == {
+        *data.by_id(), *grown.added}
