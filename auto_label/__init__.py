@@ -20,6 +20,8 @@ _API = {
     "load_spec": "auto_label.api",
     "records": "auto_label.api",
     "AutoLabelError": "auto_label.errors",
+    "LedgerStatus": "auto_label.status",
+    "ledger_status": "auto_label.status",
 }
 
 __all__ = ["__version__", *_API]

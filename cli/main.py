@@ -120,6 +120,26 @@ def export(
 
 
 @app.command()
+def status(
+    results_dir: Annotated[Path, typer.Argument(help="A results_dir with a ledger.db.")],
+    check: Annotated[bool, typer.Option(
+        "--check", help="Also run SQLite's integrity check and the ledger's invariants "
+                        "(exit 1 if anything is wrong).")] = False,
+) -> None:
+    """What the ledger holds: runs, images, per-step outcomes, failures, tokens."""
+    from auto_label.cli.summary import print_status
+    from auto_label.status import ledger_status
+
+    try:
+        report = ledger_status(results_dir, check=check)
+    except AutoLabelError as error:
+        raise _fail(error) from None
+    print_status(out, report)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where to write the demo.")] = Path(
         "auto_label_demo"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlite_utils import Database
 
 from auto_label.errors import LedgerError
@@ -283,11 +284,19 @@ class Ledger:
         )
         return {(r[0], r[1]): CurrentRow(r[2], r[3], r[4]) for r in rows}
 
+    def _parse(self, seq: int, body: str) -> Event:
+        try:
+            return parse_event(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise LedgerError(f"{self.path}: event {seq} is damaged ({first}); "
+                              "see `auto_label status --check`") from None
+
     def event(self, seq: int) -> Event:
         row = self.connection().execute("SELECT body FROM events WHERE seq = ?", (seq,)).fetchone()
         if row is None:
             raise LedgerError(f"{self.path}: no event {seq}")
-        return parse_event(json.loads(row[0]))
+        return self._parse(seq, row[0])
 
     def events(self, types: Iterable[str] | None = None, *, image_id: str | None = None,
                after: int = 0) -> Iterator[tuple[int, Event]]:
@@ -302,23 +311,23 @@ class Ledger:
             sql += " AND image_id = ?"
             params.append(image_id)
         for seq, body in self.connection().execute(sql + " ORDER BY seq", params):
-            yield seq, parse_event(json.loads(body))
+            yield seq, self._parse(seq, body)
 
     def image_histories(self) -> Iterator[tuple[str, list[Event]]]:
         """Each image's record-making events, image by image in id order, each list in order."""
         rows = self.connection().execute(
-            f"SELECT image_id, body FROM events WHERE image_id IS NOT NULL AND type IN "
+            f"SELECT image_id, seq, body FROM events WHERE image_id IS NOT NULL AND type IN "
             f"({','.join('?' * len(IMAGE_EVENT_TYPES))}) ORDER BY image_id, seq",
             IMAGE_EVENT_TYPES,
         )
         current_id: str | None = None
         batch: list[Event] = []
-        for image_id, body in rows:
+        for image_id, seq, body in rows:
             if image_id != current_id and batch:
                 yield current_id or "", batch
                 batch = []
             current_id = image_id
-            batch.append(parse_event(json.loads(body)))
+            batch.append(self._parse(seq, body))
         if batch:
             yield current_id or "", batch
 
@@ -336,9 +345,9 @@ class Ledger:
     def latest(self, type_: str) -> Event | None:
         """The newest event of a type."""
         row = self.connection().execute(
-            "SELECT body FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (type_,)
+            "SELECT seq, body FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1", (type_,)
         ).fetchone()
-        return parse_event(json.loads(row[0])) if row is not None else None
+        return self._parse(row[0], row[1]) if row is not None else None
 
     def count(self, type_: str | None = None) -> int:
         if type_ is None:

@@ -1,0 +1,109 @@
+"""Checking a ledger: SQLite's own integrity check, then the invariants the tool relies on.
+
+- every event parses as its typed model, and its indexed columns match its body;
+- every completion row belongs to a `step_completed` event with the same key, and every
+  `step_completed` event has its completion row (the unique key is what refuses duplicates);
+- `current` and `images` are what folding the events gives;
+- every response and failed attempt answers a request sent before it.
+
+Each problem is one line; an empty list means the ledger is sound.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from pydantic import ValidationError
+
+from auto_label.ledger.events import (
+    AttemptFailed,
+    ImageSeeded,
+    RequestSent,
+    ResponseReceived,
+    StepCompleted,
+    StepSelected,
+    parse_event,
+)
+from auto_label.ledger.store import Ledger
+
+MAX_PROBLEMS = 50
+
+
+def check_ledger(ledger: Ledger) -> list[str]:
+    problems: list[str] = []
+    for problem in _problems(ledger):
+        problems.append(problem)
+        if len(problems) >= MAX_PROBLEMS:
+            problems.append(f"... stopped after {MAX_PROBLEMS} problems")
+            break
+    return problems
+
+
+def _problems(ledger: Ledger) -> Iterator[str]:
+    conn = ledger.connection()
+    result = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    if result != ["ok"]:
+        yield from (f"sqlite integrity_check: {line}" for line in result)
+        return
+    completions = {row[4]: row for row in conn.execute(
+        "SELECT step, image_id, fingerprint, generation, seq, output_hash FROM completions")}
+    requests: set[str] = set()
+    seeds: dict[str, int] = {}
+    current: dict[tuple[str, str], tuple[int, str]] = {}
+    by_fingerprint: dict[tuple[str, str, str], int] = {}
+    for seq, kind, image_id, step, body in conn.execute(
+            "SELECT seq, type, image_id, step, body FROM events ORDER BY seq"):
+        where = f"event {seq} ({kind})"
+        try:
+            event = parse_event(json.loads(body))
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            yield f"{where}: body does not parse as an event: {first}"
+            continue
+        if event.type != kind or getattr(event, "image_id", None) != image_id or \
+                getattr(event, "step", None) != step:
+            yield f"{where}: columns (type, image_id, step) disagree with the body"
+        if isinstance(event, ImageSeeded):
+            seeds[event.image_id] = seq
+        elif isinstance(event, RequestSent):
+            requests.add(event.request_id)
+        elif isinstance(event, ResponseReceived | AttemptFailed):
+            if event.request_id not in requests:
+                yield f"{where}: answers request {event.request_id}, never sent"
+        elif isinstance(event, StepCompleted):
+            row = completions.pop(seq, None)
+            if row is None:
+                yield f"{where}: no completion row for {event.image_id} step {event.step}"
+            elif row[:4] != (event.step, event.image_id, event.fingerprint, event.generation) \
+                    or row[5] != event.output_hash:
+                yield f"{where}: its completion row has another key or output hash"
+            if event.image_id not in seeds:
+                yield f"{where}: completes a step of {event.image_id}, never seeded"
+            current[(event.image_id, event.step)] = (seq, event.fingerprint)
+            by_fingerprint[(event.image_id, event.step, event.fingerprint)] = seq
+        elif isinstance(event, StepSelected):
+            earlier = by_fingerprint.get((event.image_id, event.step, event.fingerprint))
+            if earlier is None:
+                yield f"{where}: selects a completion that does not exist"
+            else:
+                current[(event.image_id, event.step)] = (earlier, event.fingerprint)
+    for seq, row in completions.items():
+        yield f"completion row of {row[1]} step {row[0]} points at event {seq}, " \
+              "which is not a step_completed event"
+    yield from _projections(ledger, current, seeds)
+
+
+def _projections(ledger: Ledger, current: dict[tuple[str, str], tuple[int, str]],
+                 seeds: dict[str, int]) -> Iterator[str]:
+    stored = ledger.current()
+    for key in sorted(set(stored) | set(current)):
+        want = current.get(key)
+        have = stored.get(key)
+        if want is None or have is None or (have.seq, have.fingerprint) != want:
+            yield f"current completion of {key[0]} step {key[1]} disagrees with the events"
+    images = ledger.images()
+    for image_id in sorted(set(images) | set(seeds)):
+        row = images.get(image_id)
+        if row is None or row.seq != seeds.get(image_id):
+            yield f"images row of {image_id} is not its latest image_seeded event"
