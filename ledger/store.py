@@ -162,6 +162,8 @@ class Ledger:
         """Open (creating if asked) the ledger of `results_dir` and bring its schema up to date."""
         results_dir = Path(results_dir)
         path = results_dir / LEDGER_FILE
+        if results_dir.exists() and not results_dir.is_dir():
+            raise LedgerError(f"{results_dir}: results_dir is not a directory")
         if not path.exists():
             if not create:
                 raise LedgerError(f"{path}: no ledger here (has a run been started?)")
