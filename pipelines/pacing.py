@@ -1,13 +1,15 @@
-"""Pacing request starts: a requests-per-minute limit that backs off on 429 and recovers (AIMD).
+"""Pacing request starts: a requests-per-minute limit that backs off on 429s and recovers (AIMD).
 
-Requests start evenly spaced at the current pace rather than in bursts. A 429 halves the pace
-(multiplicative decrease, at most once per second, since one burst brings several 429s at once);
-each request that is not rate limited raises it by one request per minute (additive increase), up
-to `workflow.rpm`. Without `workflow.rpm` requests are not paced until the first 429; the pace then
-starts from half the rate observed over the last seconds, and pacing switches off again once the
-pace has climbed back to twice that rate. So a long run settles just under the provider's limit
-instead of hammering it. Until a few requests have been seen (MIN_SAMPLES in the last WINDOW
-seconds) there is no rate to halve, and a 429 is left to the retry's Retry-After alone.
+Requests start evenly spaced at the current pace rather than in bursts. When 429s make up a
+quarter or more of the last LAST answers, the pace halves (multiplicative decrease, then a
+cooldown so that one overload counts once); every answer that is not a 429 raises the pace by 2%
+(at least one request per minute), up to `workflow.rpm`. A provider's limit shows as a run of 429s
+once requests go past it, so the pace settles just under it; a sporadic 429 from an overloaded
+server is left to the retry's Retry-After alone and does not throttle a whole run.
+
+Without `workflow.rpm` requests are not paced until 429s pile up; the pace then starts from half
+the rate seen over the last WINDOW seconds, and pacing switches off again once the pace has
+climbed back to twice that.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from collections.abc import Callable
 
 MIN_RPM = 1.0
 WINDOW = 10.0
-MIN_SAMPLES = 10
+LAST = 20
+TRIGGER = 0.25
+COOLDOWN = 2.0
+STEP = 0.02
 
 
 class Pacer:
@@ -29,9 +34,10 @@ class Pacer:
         self._clock = clock
         self._lock = threading.Lock()
         self._next = 0.0
-        self._last_decrease = -1e9
+        self._cooldown_until = -1e9
         self._release_at: float | None = None
         self._starts: deque[float] = deque()
+        self._answers: deque[bool] = deque(maxlen=LAST)
         self.decreases = 0
 
     def acquire(self, stop: threading.Event) -> bool:
@@ -50,24 +56,25 @@ class Pacer:
 
     def feedback(self, rate_limited: bool) -> None:
         with self._lock:
+            self._answers.append(rate_limited)
             now = self._clock()
             if rate_limited:
-                if now - self._last_decrease < 1.0:
+                limited = sum(self._answers)
+                if limited < TRIGGER * LAST or now < self._cooldown_until:
                     return
                 if self.rpm is None:
-                    if len(self._starts) < MIN_SAMPLES:
-                        return
-                    span = max(now - self._starts[0], 1.0)
+                    span = max(now - self._starts[0], 1.0) if self._starts else WINDOW
                     observed = 60.0 * len(self._starts) / span
                     self._release_at = 2 * observed
                     self.rpm = observed
-                self._last_decrease = now
-                self.decreases += 1
                 self.rpm = max(MIN_RPM, self.rpm / 2)
+                self.decreases += 1
+                self._cooldown_until = now + max(COOLDOWN, 2 * 60.0 / self.rpm)
+                self._answers.clear()
                 return
             if self.rpm is None:
                 return
-            self.rpm += 1.0
+            self.rpm += max(1.0, self.rpm * STEP)
             if self.ceiling is not None:
                 self.rpm = min(self.rpm, self.ceiling)
             elif self._release_at is not None and self.rpm >= self._release_at:

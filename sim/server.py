@@ -20,6 +20,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -43,6 +44,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     # socketserver's default backlog of 5 resets connections when 32 clients connect at once.
     request_queue_size = 256
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (killed, timed out) is normal here: say nothing."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], engine: Engine) -> None:
         self.engine = engine

@@ -133,7 +133,7 @@ def test_the_demo_runs_both_pipelines_and_says_where_the_results_are(tmp_path):
     assert len(list((legacy / "labels").iterdir())) == 3
 
 
-@pytest.mark.parametrize("command", ["generate", "export", "demo"])
+@pytest.mark.parametrize("command", ["generate", "export", "status", "demo"])
 def test_every_command_has_help_and_is_in_the_readme(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
