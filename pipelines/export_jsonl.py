@@ -7,16 +7,14 @@ it over, so a reader never sees a half-written file and a crash leaves the previ
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from auto_label.ledger.fold import fold
 from auto_label.ledger.store import Ledger
+from auto_label.pipelines.atomic_file import write_atomic
 from auto_label.pipelines.steps import Pipeline
 
 ANNOTATIONS_FILE = "annotations.jsonl"
@@ -30,28 +28,15 @@ def ledger_records(ledger: Ledger, pipeline: Pipeline) -> Iterator[dict[str, Any
             yield record
 
 
-def atomic_write_lines(path: Path, lines: Iterable[str]) -> int:
-    """Write lines to `path` atomically (temp file + fsync + rename); returns how many."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-                handle.write("\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return count
-
-
 def save_annotations_jsonl(records: Iterable[dict[str, Any]], path: Path) -> int:
-    """Write records as JSON lines at `path`, atomically; returns how many."""
-    return atomic_write_lines(path, (json.dumps(r, ensure_ascii=False) for r in records))
+    """Write records as JSON lines at `path`, atomically and durably; returns how many."""
+    count = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal count
+        for record in records:
+            count += 1
+            yield json.dumps(record, ensure_ascii=False) + "\n"
+
+    write_atomic(path, lines(), durable=True)
+    return count

@@ -7,24 +7,9 @@ holds is removed, so the folder always matches the ledger.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+from auto_label.pipelines.atomic_file import write_atomic
 
 
 def save_legacy_files(files: dict[str, str | None], results_dir: Path) -> int:
@@ -38,6 +23,6 @@ def save_legacy_files(files: dict[str, str | None], results_dir: Path) -> int:
         if path.exists() and path.read_text(encoding="utf-8") == text:
             written += 1
             continue
-        write_text_atomic(path, text)
+        write_atomic(path, [text])
         written += 1
     return written

@@ -60,3 +60,23 @@ def test_attempts_are_bounded_then_the_step_fails_and_the_run_goes_on(tmp_path, 
     assert summary.counts["0"] == {"failed": 1, "completed": 1}
     assert summary.failures == {"server_error": 1}
     assert "gave up after 3 attempts" in summary.examples[0]
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("7", 7.0),
+    ("0.5", 0.5),
+    ("  12  ", 12.0),
+    ("Fri, 27 Nov 2026 10:00:30 GMT", 30.0),
+    ("Fri, 27 Nov 2026 09:59:00 GMT", 0.0),  # already past: no wait
+    ("-3", 0.0),
+    ("soon", None),
+    ("", None),
+    (None, None),
+])
+def test_retry_after_is_read_as_seconds_or_an_http_date(header, seconds):
+    import email.utils
+
+    from auto_label.backends.retry_after import parse_retry_after
+
+    now = email.utils.parsedate_to_datetime("Fri, 27 Nov 2026 10:00:00 GMT").timestamp()
+    assert parse_retry_after(header, now=now) == seconds
