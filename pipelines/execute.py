@@ -148,24 +148,33 @@ class StepExecutor:
                               request_id=request_id)
         self._feedback(False)
         received = self._received(job, request_id, number, response, time.monotonic() - started)
+        if response.finish_reason in TRUNCATED:
+            # Complete entries could be salvaged, but the record would silently lack the rest:
+            # a cut answer is asked again like a junk one, and fails the step if it stays cut.
+            return self._unusable(job, request_id, number, tries, received, "truncated",
+                                  "the answer was cut at the token limit (raise max_tokens / "
+                                  "max_output_tokens if this persists)", response.text)
         try:
             output = job.step.parse(response.text, job.ctx)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             if not isinstance(exc, ParseError):  # a shape the parser let through
                 exc = ParseError(f"unexpected answer shape ({type(exc).__name__}: {exc})")
-            kind = "truncated" if response.finish_reason in TRUNCATED else "unparseable"
-            message = f"{exc}" + (" (the answer was cut at max tokens)" if kind == "truncated"
-                                  else "")
-            if tries.parse_failures < self.retry.parse_retries:
-                tries.parse_failures += 1
-                self.writer.put(received, AttemptFailed(
-                    run_id=self.run_id, request_id=request_id, image_id=job.image_id,
-                    step=job.step.number, attempt=number, kind=kind, message=message,
-                ))
-                raise RetryableFailure(kind, message) from None
-            return self._fail(job, kind, message, raw_text=response.text,
-                              request_id=request_id, received=received)
+            return self._unusable(job, request_id, number, tries, received, "unparseable",
+                                  str(exc), response.text)
         return self._complete(job, output, request_id, received)
+
+    def _unusable(self, job: StepJob, request_id: str, number: int, tries: _Tries,
+                  received: ResponseReceived, kind: str, message: str, text: str) -> Failed:
+        """An answer that cannot be used: a fresh sample while parse retries last, then fail."""
+        if tries.parse_failures < self.retry.parse_retries:
+            tries.parse_failures += 1
+            self.writer.put(received, AttemptFailed(
+                run_id=self.run_id, request_id=request_id, image_id=job.image_id,
+                step=job.step.number, attempt=number, kind=kind, message=message,
+            ))
+            raise RetryableFailure(kind, message)
+        return self._fail(job, kind, message, raw_text=text, request_id=request_id,
+                          received=received)
 
     def _feedback(self, rate_limited: bool) -> None:
         if self.pacer is not None:

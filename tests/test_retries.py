@@ -80,3 +80,21 @@ def test_retry_after_is_read_as_seconds_or_an_http_date(header, seconds):
 
     now = email.utils.parsedate_to_datetime("Fri, 27 Nov 2026 10:00:00 GMT").timestamp()
     assert parse_retry_after(header, now=now) == seconds
+
+
+def test_a_cut_answer_is_asked_again_and_never_half_recorded(tmp_path, make_sim):
+    from support import grounding_spec, read_jsonl
+
+    sim = make_sim()
+    data = write_grounding_dataset(tmp_path / "data", 1, seed=43)
+    clean = generate(grounding_spec(tmp_path / "clean", data.root, sim.openai_base_url))
+    assert clean.complete
+    sim.script(["truncated"], task="grounding.ground")
+    summary = generate(grounding_spec(tmp_path / "out", data.root, sim.openai_base_url))
+    assert summary.complete
+    assert read_jsonl(tmp_path / "out" / "annotations.jsonl") == read_jsonl(
+        tmp_path / "clean" / "annotations.jsonl")
+    sim.script(["truncated"] * 2, task="grounding.ground")
+    failed = generate(grounding_spec(tmp_path / "again", data.root, sim.openai_base_url))
+    assert failed.failures == {"truncated": 1}
+    assert "cut at the token limit" in failed.examples[0]
