@@ -131,15 +131,15 @@ def run_demo(directory: Path, *, images: int = 12,
         results.append(DemoResult("image_referring_expression", spec_path, summary, regions))
     for result in results:
         console_print(_describe(result))
-    console_print(f"Inspect every request and answer: sqlite3 {results_dir / 'ledger.db'} "
-                  "\"SELECT type, image_id, step FROM events LIMIT 20\"")
+    console_print(f"What a ledger holds: auto_label status {results_dir} --check")
     return results
 
 
 def _describe(result: DemoResult) -> str:
     summary, m = result.summary, result.match
     head = f"{result.pipeline}: {summary.records} records in {summary.outputs[0]}"
-    tail = f"{summary.requests} requests (injected 429s, 500s and junk answers were retried)"
+    tail = (f"{summary.requests} requests (injected 429s, 500s and junk answers were retried)"
+            if summary.requests else "no request: every step was already in the ledger")
     if isinstance(m, MatchReport):
         return (f"{head}\n  {m.matched} of {m.truth} ground-truth boxes found (IoU >= 0.5), "
                 f"{m.predicted} boxes predicted; {tail}")
