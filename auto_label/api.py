@@ -17,11 +17,11 @@ from typing import Any
 from auto_label.backends import create_backend
 from auto_label.errors import LedgerError
 from auto_label.ledger.events import RunStarted
-from auto_label.ledger.fold import fold
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.export_jsonl import (
     ANNOTATIONS_FILE,
     ledger_records,
+    ledger_states,
     save_annotations_jsonl,
 )
 from auto_label.pipelines.export_legacy import save_legacy_files
@@ -88,8 +88,7 @@ def export(results_dir: str | Path, *, output_format: str | None = None) -> Expo
 
         def each_record() -> Iterator[dict[str, Any]]:
             nonlocal legacy_count
-            for image_id, events in ledger.image_histories():
-                state = fold(events, image_id=image_id)
+            for state in ledger_states(ledger):
                 if legacy and pipeline.legacy_files is not None:
                     legacy_count += save_legacy_files(pipeline.legacy_files(state), results_dir)
                 record = pipeline.to_record(state)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from auto_label.ledger.fold import fold
+from auto_label.ledger.fold import ImageState, fold
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.atomic_file import write_atomic
 from auto_label.pipelines.steps import Pipeline
@@ -20,10 +20,16 @@ from auto_label.pipelines.steps import Pipeline
 ANNOTATIONS_FILE = "annotations.jsonl"
 
 
+def ledger_states(ledger: Ledger) -> Iterator[ImageState]:
+    """Each image's state, the fold of its events, in image id order."""
+    for image_id, events in ledger.image_histories():
+        yield fold(events, image_id=image_id)
+
+
 def ledger_records(ledger: Ledger, pipeline: Pipeline) -> Iterator[dict[str, Any]]:
     """Each image's unified record, in image id order (images with no completed step left out)."""
-    for image_id, events in ledger.image_histories():
-        record = pipeline.to_record(fold(events, image_id=image_id))
+    for state in ledger_states(ledger):
+        record = pipeline.to_record(state)
         if record is not None:
             yield record
 

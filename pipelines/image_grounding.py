@@ -16,8 +16,6 @@ from auto_label.pipelines.jsonl_inputs import read_grounding_inputs
 from auto_label.pipelines.parsing import parse_extraction, parse_grounding
 from auto_label.pipelines.steps import Immediate, Pipeline, Step, StepInput
 
-MAX_BOXES = 10
-
 
 def _build_extract(ctx: StepInput) -> str:
     return prompts.extract_expressions(ctx.caption or "")
@@ -48,7 +46,7 @@ def _parse_ground(text: str, ctx: StepInput) -> dict[str, Any]:
     for expression in texts:
         instances: list[dict[str, Any]] = []
         seen: set[tuple[int, ...]] = set()
-        for values, score in raw.get(expression, [])[:MAX_BOXES]:
+        for values, score in raw.get(expression, []):  # at most 10, as parsed
             box = finalize_box(
                 to_pixels(values, ctx.convention, ctx.sent_size, ctx.original_size), width, height
             )

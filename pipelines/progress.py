@@ -69,10 +69,6 @@ class RunSummary:
     """input problems that were skipped (unlabelled images, malformed label rows...)"""
 
     @property
-    def not_reached(self) -> int:
-        return sum(self.images - sum(self.counts.get(n, Counter()).values()) for n, _ in self.steps)
-
-    @property
     def complete(self) -> bool:
         """Every image completed every selected step (now or before)."""
         return self.interrupted is None and all(

@@ -7,6 +7,7 @@ import sqlite3
 from support import SIM_KEY, grounding_spec, read_jsonl, sha_of
 
 from auto_label import generate
+from auto_label import records as api_records
 from auto_label.evaluate import match_ground_truth
 from auto_label.ledger import Ledger
 from auto_label.sim import append_grounding_images, write_grounding_dataset
@@ -25,6 +26,7 @@ def test_annotations_match_the_ground_truth_and_the_unified_schema(tmp_path, sim
     summary = generate(grounding_spec(tmp_path / "out", data.root, sim.openai_base_url))
     assert summary.complete
     records = read_jsonl(tmp_path / "out" / "annotations.jsonl")
+    assert list(api_records(tmp_path / "out")) == records  # the API folds the same records
     assert [r["image_id"] for r in records] == sorted(data.by_id())
     report = match_ground_truth(records, data.records)
     assert report.truth > 0 and report.matched == report.truth
