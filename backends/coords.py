@@ -42,6 +42,11 @@ def _check_convention(convention: str) -> None:
 
 def _four_numbers(values: Sequence[float], what: str = "box") -> Box4:
     """The four values as finite floats, or ValueError."""
+    if type(values) in (list, tuple) and len(values) == 4 and all(
+            type(v) is float or (type(v) is int and -2**53 <= v <= 2**53) for v in values):
+        x1, y1, x2, y2 = (float(v) for v in values)  # the usual case, without the ABC checks
+        if math.isfinite(x1) and math.isfinite(y1) and math.isfinite(x2) and math.isfinite(y2):
+            return x1, y1, x2, y2
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
         raise ValueError(f"{what} must be a sequence of 4 numbers, got {type(values).__name__}")
     if len(values) != 4:
@@ -61,6 +66,9 @@ def _four_numbers(values: Sequence[float], what: str = "box") -> Box4:
 
 
 def _check_size(size: tuple[int, int], what: str) -> tuple[int, int]:
+    if type(size) is tuple and len(size) == 2 and type(size[0]) is int and \
+            type(size[1]) is int and size[0] > 0 and size[1] > 0:
+        return size
     if isinstance(size, str | bytes) or not isinstance(size, Sequence) or len(size) != 2:
         raise ValueError(f"{what} must be a (width, height) pair, got {size!r}")
     w, h = size

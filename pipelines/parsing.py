@@ -248,6 +248,25 @@ def _strip_thinking(text: str) -> str:
     return text
 
 
+_FENCED: Final = re.compile(r"\A```[\w+-]*[ \t]*\n(.*)\n```\Z", re.S)
+
+
+def _whole_json(body: str) -> dict[str, Any] | list[Any] | None:
+    """The common case, fast: the answer is one JSON object or array, maybe fenced, and nothing
+    else. None sends it to the tolerant scanner."""
+    stripped = body.strip()
+    fenced = _FENCED.match(stripped)
+    if fenced is not None:
+        stripped = fenced.group(1).strip()
+    if stripped[:1] not in ("{", "[") or stripped[-1:] not in ("}", "]"):
+        return None
+    try:
+        value = json.loads(stripped)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
 def extract_json(text: str) -> Any:
     """The JSON value a model answer holds.
 
@@ -263,6 +282,9 @@ def extract_json(text: str) -> Any:
     body = _strip_thinking(text)
     if not body.strip():
         raise ParseError("empty response after removing the thinking block")
+    whole = _whole_json(body)
+    if whole is not None:
+        return whole
     found = _scan(body)
     if not found:
         raise ParseError("no JSON object or array found")

@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auto_label.pipelines.parsing import (
@@ -884,3 +884,27 @@ def test_all_parsers_raise_only_parse_error(text):
             continue
         if parse is not extract_json:
             json.dumps(got)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_json_values, max_size=4) | st.dictionaries(st.text(max_size=6), _json_values,
+                                                            max_size=4),
+       st.booleans())
+def test_the_fast_path_agrees_with_the_tolerant_scanner(value, fenced):
+    from auto_label.pipelines.parsing import _pick, _scan
+
+    text = json.dumps(value)
+    if fenced:
+        text = f"```json\n{text}\n```"
+    assert extract_json(text) == value
+    body = text.removeprefix("```json\n").removesuffix("\n```")
+    assert _pick(_scan(body), body) == value
