@@ -37,9 +37,23 @@ def prepare_image(path: str | Path, *, sha256: str, original_size: tuple[int, in
                          max_image_side=max_image_side)
 
 
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type of PNG, JPEG and WebP files, from their first bytes."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
 def prepare_bytes(data: bytes, *, sha256: str, original_size: tuple[int, int],
                   max_image_side: int = 0) -> PreparedImage:
     """An image file's bytes, ready to send (see `prepare_image`)."""
+    mime = sniff_mime(data)
+    if mime is not None and scaled_size(original_size, max_image_side) == original_size:
+        return PreparedImage(data, mime, original_size, original_size, sha256)  # as they are
     with Image.open(io.BytesIO(data)) as image:
         mime = MIME_BY_FORMAT.get(image.format or "", "")
         target = scaled_size(image.size, max_image_side)

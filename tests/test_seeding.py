@@ -60,3 +60,20 @@ def test_good_images_are_seeded_with_their_real_size(tmp_path, fmt):
     assert (seeded.width, seeded.height) == (123, 45)
     assert seeded.size == path.stat().st_size
     assert seeded.source == "input.jsonl:3"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
+def test_images_are_sent_as_they_are_unless_downscaled(tmp_path, fmt):
+    from auto_label.backends.imageprep import prepare_bytes
+
+    data = image_bytes(fmt, (120, 80))
+    sent = prepare_bytes(data, sha256="x", original_size=(120, 80), max_image_side=0)
+    assert sent.sent_size == (120, 80)
+    if fmt == "BMP":  # not a format the APIs take: re-encoded
+        assert sent.mime_type == "image/jpeg" and sent.data != data
+    else:
+        assert sent.data == data and sent.mime_type == f"image/{fmt.lower()}"
+    small = prepare_bytes(data, sha256="x", original_size=(120, 80), max_image_side=60)
+    assert small.sent_size == (60, 40) and small.original_size == (120, 80)
+    with Image.open(io.BytesIO(small.data)) as image:
+        assert image.size == (60, 40)
