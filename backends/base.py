@@ -103,6 +103,20 @@ class AuthFailed(BackendError):
     kind = "auth_failed"
 
 
+def error_for_status(status: int, message: str, *, retry_after: float | None = None,
+                     key_rejected: bool = False) -> BackendError:
+    """The error an HTTP error status means, the same for every backend (the retry policy keys
+    on its kind): 401/403 (or a key the provider says is invalid) stop the run, 429 and 408/5xx
+    are retried, any other client error is not."""
+    if status in (401, 403) or key_rejected:
+        return AuthFailed(message, status_code=status)
+    if status == 429:
+        return RateLimited(message, status_code=status, retry_after=retry_after)
+    if status == 408 or status >= 500:
+        return ServerError(message, status_code=status, retry_after=retry_after)
+    return RequestRejected(message, status_code=status)
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A VLM endpoint. `describe()` is everything about it that determines an answer."""

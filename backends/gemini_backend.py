@@ -16,17 +16,14 @@ from google import genai
 from google.genai import errors, types
 
 from auto_label.backends.base import (
-    AuthFailed,
     BackendError,
     BadResponse,
     Blocked,
     ConnectionFailed,
-    RateLimited,
-    RequestRejected,
     RequestTimeout,
-    ServerError,
     VLMRequest,
     VLMResponse,
+    error_for_status,
 )
 from auto_label.backends.config import GeminiConfig
 from auto_label.backends.retry_after import parse_retry_after
@@ -148,10 +145,4 @@ def _api_error(exc: errors.APIError) -> BackendError:
     headers = getattr(exc.response, "headers", None)
     retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
     key_rejected = status == 400 and "api key" in (exc.message or "").lower()
-    if status in (401, 403) or key_rejected:
-        return AuthFailed(message, status_code=status)
-    if status == 429:
-        return RateLimited(message, status_code=status, retry_after=retry_after)
-    if status == 408 or status >= 500:
-        return ServerError(message, status_code=status, retry_after=retry_after)
-    return RequestRejected(message, status_code=status)
+    return error_for_status(status, message, retry_after=retry_after, key_rejected=key_rejected)

@@ -20,17 +20,14 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from auto_label.backends.base import (
-    AuthFailed,
     BackendError,
     BadResponse,
     Blocked,
     ConnectionFailed,
-    RateLimited,
-    RequestRejected,
     RequestTimeout,
-    ServerError,
     VLMRequest,
     VLMResponse,
+    error_for_status,
 )
 from auto_label.backends.config import OpenAIConfig
 from auto_label.backends.retry_after import parse_retry_after
@@ -128,15 +125,8 @@ def _response(completion: Any) -> VLMResponse:
 
 def _status_error(exc: openai.APIStatusError) -> BackendError:
     status = exc.status_code
-    message = f"HTTP {status}: {_body_message(exc)}"
-    retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
-    if status in (401, 403):
-        return AuthFailed(message, status_code=status)
-    if status == 429:
-        return RateLimited(message, status_code=status, retry_after=retry_after)
-    if status == 408 or status >= 500:
-        return ServerError(message, status_code=status, retry_after=retry_after)
-    return RequestRejected(message, status_code=status)
+    return error_for_status(status, f"HTTP {status}: {_body_message(exc)}",
+                            retry_after=parse_retry_after(exc.response.headers.get("retry-after")))
 
 
 def _body_message(exc: openai.APIStatusError) -> str:
