@@ -103,6 +103,12 @@ class AuthFailed(BackendError):
     kind = "auth_failed"
 
 
+def not_json(exc: Exception) -> BadResponse:
+    """The error for a response body that does not decode as JSON (the SDKs raise ValueError)."""
+    first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return BadResponse(f"the endpoint's answer is not JSON ({first})")
+
+
 def error_for_status(status: int, message: str, *, retry_after: float | None = None,
                      key_rejected: bool = False) -> BackendError:
     """The error an HTTP error status means, the same for every backend (the retry policy keys

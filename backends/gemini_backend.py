@@ -17,13 +17,13 @@ from google.genai import errors, types
 
 from auto_label.backends.base import (
     BackendError,
-    BadResponse,
     Blocked,
     ConnectionFailed,
     RequestTimeout,
     VLMRequest,
     VLMResponse,
     error_for_status,
+    not_json,
 )
 from auto_label.backends.config import GeminiConfig
 from auto_label.backends.retry_after import parse_retry_after
@@ -98,8 +98,7 @@ class GeminiBackend:
         except _TRANSPORT as exc:
             raise ConnectionFailed(f"cannot reach the endpoint ({type(exc).__name__})") from None
         except ValueError as exc:  # a body that is not JSON
-            first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise BadResponse(f"the endpoint's answer is not JSON ({first})") from None
+            raise not_json(exc) from None
         return _response(response)
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from auto_label.backends.base import (
     VLMRequest,
     VLMResponse,
     error_for_status,
+    not_json,
 )
 from auto_label.backends.config import OpenAIConfig
 from auto_label.backends.retry_after import parse_retry_after
@@ -94,7 +95,7 @@ class OpenAIBackend:
         except openai.APIError as exc:
             raise BadResponse(f"unexpected answer from the endpoint ({exc})") from None
         except ValueError as exc:  # json.JSONDecodeError: a body that is not JSON
-            raise BadResponse(f"the endpoint's answer is not JSON ({_short(exc)})") from None
+            raise not_json(exc) from None
         return _response(completion)
 
     def close(self) -> None:
@@ -136,10 +137,6 @@ def _body_message(exc: openai.APIStatusError) -> str:
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return error["message"][:300]
     return (exc.message or "")[:300]
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def _cause(exc: BaseException) -> str:
