@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .boxes import Context, format_line
 from .faults import unit
@@ -21,13 +22,13 @@ from .language import COLORS, SHAPES, describe, group_phrase, parse_query
 
 @dataclass(frozen=True)
 class _Object:
-    box: list  # as given, in the convention
+    box: list[Any]  # as given, in the convention
     color: str | None
     shape: str | None
     description: str
 
 
-def _read(obj: dict, ctx: Context) -> _Object | None:
+def _read(obj: dict[str, Any], ctx: Context) -> _Object | None:
     given = obj.get("bbox_2d", obj.get("bbox", obj.get("box")))
     try:
         pixel = ctx.decode(given)
@@ -93,7 +94,7 @@ def _groups(objects: Sequence[_Object]) -> list[tuple[str, list[_Object]]]:
     return groups
 
 
-def group_lines(raw_objects: Sequence[dict], ctx: Context) -> list[str]:
+def group_lines(raw_objects: Sequence[dict[str, Any]], ctx: Context) -> list[str]:
     """The answer lines `<phrase>: [[...], ...]` for the objects given in the prompt."""
     objects = [o for o in (_read(r, ctx) for r in raw_objects) if o is not None]
     sha = ctx.analysis.sha256

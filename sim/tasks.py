@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 from .boxes import Context, format_line, parse_box_line
 from .faults import unit
@@ -109,7 +110,7 @@ def ground(prompt: str, ctx: Context) -> str:
     expressions = _json_after(prompt, _GROUND_MARK)
     if not isinstance(expressions, list):
         raise ValueError("the referring expressions are not a JSON array")
-    answer: dict[str, dict[str, list]] = {}
+    answer: dict[str, dict[str, list[Any]]] = {}
     for expr in expressions:
         text = str(expr)
         query = parse_query(text)
@@ -161,7 +162,7 @@ def verify(prompt: str, ctx: Context) -> str:
             continue
         phrase, boxes = parsed
         query = parse_query(phrase)
-        kept: list[list] = []
+        kept: list[list[Any]] = []
         for given in boxes:
             try:
                 pixel = ctx.decode(given)
@@ -180,7 +181,7 @@ def verify(prompt: str, ctx: Context) -> str:
 
 
 def group(prompt: str, ctx: Context) -> str:
-    objects: list[dict] = []
+    objects: list[dict[str, Any]] = []
     for line in _block_after(prompt, _GROUP_HEADER):
         try:
             value = json.loads(line)

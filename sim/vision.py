@@ -62,10 +62,9 @@ def _palette_image() -> Image.Image:
     entries = [BACKGROUND, *(PALETTE[c] for c in COLORS)]
     for color in COLORS:
         rgb = PALETTE[color]
-        entries.append(
-            tuple(round(b * (1 - _JUNK_ALPHA) + v * _JUNK_ALPHA) for b, v in zip(BACKGROUND, rgb,
-                                                                                 strict=True))
-        )
+        r, g, b = (round(bg * (1 - _JUNK_ALPHA) + v * _JUNK_ALPHA)
+                   for bg, v in zip(BACKGROUND, rgb, strict=True))
+        entries.append((r, g, b))
     flat = [v for entry in entries for v in entry]
     flat += list(BACKGROUND) * (256 - len(entries))
     image = Image.new("P", (1, 1))
