@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from auto_label.version import __version__
 
 _API = {
     "ExportResult": "auto_label.api",

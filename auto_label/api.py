@@ -14,24 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auto_label.backends import create_backend
+from auto_label.backends.registry import create_backend
 from auto_label.errors import LedgerError
+from auto_label.exports import ALIASES, FORMATS, formats_for, write_exports
+from auto_label.exports.jsonl import ANNOTATIONS_FILE
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
-from auto_label.pipelines.export_jsonl import (
-    ANNOTATIONS_FILE,
-    ledger_records,
-    ledger_states,
-    save_annotations_jsonl,
-)
-from auto_label.pipelines.export_legacy import save_legacy_files
-from auto_label.pipelines.pacing import Pacer
-from auto_label.pipelines.progress import ProgressSink, RunSummary
+from auto_label.pipelines.contract import Pipeline
+from auto_label.pipelines.engine.pacing import Pacer
+from auto_label.pipelines.engine.progress import OUTCOMES, ProgressSink, RunSummary
+from auto_label.pipelines.engine.runner import RunOptions, run_pipeline
+from auto_label.pipelines.records import ImageRecord, image_records
 from auto_label.pipelines.registry import get_pipeline
-from auto_label.pipelines.runner import Runner
-from auto_label.pipelines.steps import Pipeline
 from auto_label.spec import Spec
 from auto_label.spec_loader import load_spec
+
+EXPORT_FORMATS: tuple[str, ...] = (*FORMATS, *ALIASES)
+"""The names `export(output_format=...)` takes."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,7 @@ class ExportResult:
     files: list[Path]
     """annotations.jsonl and/or the legacy step folders"""
     records: int
+    """images with a record"""
     legacy_files: int = 0
 
 
@@ -48,16 +48,19 @@ def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     """Run the spec's pipeline, then export. `stop.set()` from another thread ends it early.
 
     `retry_failed` limits the run to the images whose latest attempt at some step failed (a plain
-    run retries them too, along with every image not yet done).
+    run retries them too, along with every image not yet done). Raises an `AutoLabelError`
+    (one line, with its exit code) when the spec, the inputs, the results_dir or the endpoint's
+    key is unusable.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec, overrides)
-    pipeline = get_pipeline(spec.autolabel_type)
-    backend = create_backend(spec.block.vlm)
-    pacer = Pacer(spec.block.workflow.rpm)
+    block = spec.block
+    backend = create_backend(block.vlm)
+    options = RunOptions(results_dir=spec.results_dir, workflow=block.workflow, data=block.data,
+                         spec=spec.dump(), retry_failed=retry_failed)
     try:
-        summary = Runner(spec, pipeline, backend, progress=progress, stop=stop, pacer=pacer,
-                         retry_failed=retry_failed).run()
+        summary = run_pipeline(options, spec.pipeline, backend, progress=progress, stop=stop,
+                               pacer=Pacer(block.workflow.rpm))
     finally:
         backend.close()
     result = export(spec.results_dir)
@@ -65,7 +68,7 @@ def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     return summary
 
 
-def _pipeline_of(ledger: Ledger) -> tuple[Pipeline, dict[str, Any]]:
+def _run_of(ledger: Ledger) -> tuple[Pipeline, dict[str, Any]]:
     started = ledger.latest("run_started")
     if not isinstance(started, RunStarted):
         raise LedgerError(f"{ledger.path}: no run has been recorded yet")
@@ -75,42 +78,37 @@ def _pipeline_of(ledger: Ledger) -> tuple[Pipeline, dict[str, Any]]:
 def export(results_dir: str | Path, *, output_format: str | None = None) -> ExportResult:
     """Write the exports of `results_dir` from its ledger (what `auto_label export` does).
 
-    `output_format` (jsonl, legacy or both) defaults to the latest run's `workflow.output_format`.
+    `output_format` (jsonl, legacy or both) defaults to the latest run's `workflow.output_format`
+    (jsonl when it has none). Raises ExportError for an unknown format or one that does not fit
+    the ledger's pipeline, LedgerError when there is no ledger (or no run) in `results_dir`.
     """
     results_dir = Path(results_dir)
     with Ledger.open(results_dir, create=False) as ledger:
-        pipeline, spec = _pipeline_of(ledger)
+        pipeline, spec = _run_of(ledger)
         block = spec.get(pipeline.name) or {}
-        fmt = output_format or block.get("workflow", {}).get("output_format", "jsonl")
-        legacy = fmt in ("legacy", "both") and pipeline.legacy_files is not None
-        files: list[Path] = []
-        legacy_count = 0
+        name = output_format or block.get("workflow", {}).get("output_format", "jsonl")
+        formats = formats_for([name], pipeline.name)
+        counted = 0
 
-        def each_record() -> Iterator[dict[str, Any]]:
-            nonlocal legacy_count
-            for state in ledger_states(ledger):
-                if legacy and pipeline.legacy_files is not None:
-                    legacy_count += save_legacy_files(pipeline.legacy_files(state), results_dir)
-                record = pipeline.to_record(state)
-                if record is not None:
-                    yield record
+        def counting() -> Iterator[ImageRecord]:
+            nonlocal counted
+            for record in image_records(ledger, pipeline):
+                counted += record.record is not None
+                yield record
 
-        if fmt in ("jsonl", "both"):
-            path = results_dir / ANNOTATIONS_FILE
-            count = save_annotations_jsonl(each_record(), path)
-            files.append(path)
-        else:
-            count = sum(1 for _ in each_record())
-        if legacy:
-            files.extend(sorted(p for p in results_dir.glob("step_*") if p.is_dir()))
-    return ExportResult(files, count, legacy_count)
+        written = write_exports(counting(), results_dir, formats)
+    return ExportResult([p for w in written for p in w.paths], counted,
+                        sum(w.files for w in written))
 
 
 def records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
     """The unified records of `results_dir`, straight from its ledger (nothing written)."""
     with Ledger.open(results_dir, create=False) as ledger:
-        pipeline, _ = _pipeline_of(ledger)
-        yield from ledger_records(ledger, pipeline)
+        pipeline, _ = _run_of(ledger)
+        for record in image_records(ledger, pipeline):
+            if record.record is not None:
+                yield record.record
 
 
-__all__ = ["ANNOTATIONS_FILE", "ExportResult", "export", "generate", "load_spec", "records"]
+__all__ = ["ANNOTATIONS_FILE", "EXPORT_FORMATS", "OUTCOMES", "ExportResult", "ProgressSink",
+           "RunSummary", "export", "generate", "load_spec", "records"]

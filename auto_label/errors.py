@@ -1,5 +1,7 @@
 """Errors that stop a run, each with a one-line message meant for a person.
 
+A leaf module: every layer may import it; it imports nothing of ours.
+
 The CLI prints `str(error)` and exits with `error.exit_code`; no traceback is shown. Messages never
 contain API keys.
 """
@@ -31,3 +33,8 @@ class LedgerLockedError(LedgerError):
 
 class AuthRejected(AutoLabelError):
     """The endpoint rejected the API key: every request would fail the same way."""
+
+
+class ExportError(AutoLabelError):
+    """An export cannot be made as asked: an unknown format, or one that does not fit the
+    pipeline of the ledger."""

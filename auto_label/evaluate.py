@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auto_label.backends.coords import iou
+from auto_label.boxes import greedy_matches, iou
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,8 @@ def record_boxes(record: dict[str, Any]) -> list[list[int]]:
 
 
 def match_count(predicted: list[list[int]], truth: list[list[int]], threshold: float) -> int:
-    pairs = sorted(((iou(p, t), i, j) for i, p in enumerate(predicted)
-                    for j, t in enumerate(truth)), reverse=True)
-    used_p: set[int] = set()
-    used_t: set[int] = set()
-    for score, i, j in pairs:
-        if score < threshold:
-            break
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-    return len(used_t)
+    """How many truth boxes a one-to-one greedy matching at IoU >= `threshold` finds."""
+    return len(greedy_matches(predicted, truth, threshold))
 
 
 def match_ground_truth(records: Iterable[dict[str, Any]], truth: Iterable[dict[str, Any]], *,

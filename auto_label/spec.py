@@ -1,110 +1,33 @@
-"""The experiment spec: the documented blocks and their defaults, as frozen pydantic models.
+"""The experiment spec, composed from the registered pipelines and backends.
 
-Loading a YAML file and applying command-line overrides lives in `auto_label.spec_loader`.
+`spec_model()` builds the model: `results_dir`, `autolabel_type` (a registered pipeline) and one
+optional block per pipeline with `vlm` (one sub-block per registered backend), the pipeline's own
+`workflow` and `data`. Loading a YAML file and applying overrides is `auto_label.spec_loader`.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import create_model, model_validator
 
-from auto_label.backends.config import VLMConfig
-
-GROUNDING = "image_grounding"
-REFERRING = "image_referring_expression"
-
-
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from auto_label.backends.registry import vlm_config_model
+from auto_label.pipelines.config import ConfigBlock, PipelineBlock
+from auto_label.pipelines.contract import Pipeline
+from auto_label.pipelines.registry import PIPELINES, get_pipeline
 
 
-class RetryConfig(_Block):
-    """How a failed request is retried (429, 5xx, timeouts, connection errors, junk output)."""
+class Spec(ConfigBlock):
+    """A validated spec (an instance of the model `spec_model()` composes)."""
 
-    max_attempts: int = Field(default=5, ge=1, le=100, description="requests per step and image")
-    backoff_base: float = Field(default=1.0, ge=0.0, description="first backoff cap, seconds")
-    backoff_max: float = Field(default=60.0, ge=0.0, description="backoff cap, seconds")
-    parse_retries: int = Field(default=1, ge=0, le=10, description="fresh samples after junk")
-
-
-def _check_steps(value: object, allowed: tuple[str, ...]) -> list[str]:
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"must be a list of step numbers from {list(allowed)}")
-    steps = [str(v).strip() for v in value]
-    unknown = [s for s in steps if s not in allowed]
-    if unknown:
-        raise ValueError(f"unknown step {unknown[0]!r}; the steps are {list(allowed)}")
-    if not steps:
-        raise ValueError("must name at least one step")
-    return sorted(set(steps), key=allowed.index)
-
-
-class _Workflow(_Block):
-    max_workers: int = Field(default=4, ge=1, le=512)
-    force_reprocess: bool = False
-    rpm: int | None = Field(default=None, gt=0, description="requests per minute, optional")
-    retries: RetryConfig = RetryConfig()
-
-
-class GroundingWorkflow(_Workflow):
-    steps: list[str] = ["0", "1"]
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _steps(cls, value: object) -> list[str]:
-        return _check_steps(value, ("0", "1"))
-
-
-class ReferringWorkflow(_Workflow):
-    steps: list[str] = ["0", "1", "2", "3"]
-    output_format: Literal["jsonl", "legacy", "both"] = "jsonl"
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _steps(cls, value: object) -> list[str]:
-        return _check_steps(value, ("0", "1", "2", "3"))
-
-
-class GroundingData(_Block):
-    input_jsonl: Path
-    image_root: str = ""
-
-
-class ReferringData(_Block):
-    image_dir: str = ""
-    kitti_label_dir: str = ""
-    input_annotations_jsonl: str = ""
-
-    @model_validator(mode="after")
-    def _some_input(self) -> ReferringData:
-        if not self.input_annotations_jsonl and not (self.image_dir and self.kitti_label_dir):
-            raise ValueError("set image_dir and kitti_label_dir, or input_annotations_jsonl")
-        return self
-
-
-class ImageGroundingBlock(_Block):
-    vlm: VLMConfig = VLMConfig()
-    workflow: GroundingWorkflow = GroundingWorkflow()
-    data: GroundingData
-
-
-class ImageReferringBlock(_Block):
-    vlm: VLMConfig = VLMConfig()
-    workflow: ReferringWorkflow = ReferringWorkflow()
-    data: ReferringData
-
-
-class Spec(_Block):
     results_dir: Path
-    autolabel_type: Literal["image_grounding", "image_referring_expression"]
-    image_grounding: ImageGroundingBlock | None = None
-    image_referring_expression: ImageReferringBlock | None = None
+    autolabel_type: str
 
     @model_validator(mode="after")
     def _block_present(self) -> Spec:
-        if getattr(self, self.autolabel_type) is None:
+        if getattr(self, self.autolabel_type, None) is None:
             raise ValueError(
                 f"autolabel_type is {self.autolabel_type!r} but the spec has no "
                 f"{self.autolabel_type} block"
@@ -112,8 +35,29 @@ class Spec(_Block):
         return self
 
     @property
-    def block(self) -> ImageGroundingBlock | ImageReferringBlock:
+    def block(self) -> PipelineBlock:
         """The block of the selected pipeline."""
-        block = getattr(self, self.autolabel_type)
-        assert block is not None  # guaranteed by the validator
-        return block
+        return cast(PipelineBlock, getattr(self, self.autolabel_type))
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return get_pipeline(self.autolabel_type)
+
+    def dump(self) -> dict[str, Any]:
+        """The spec as JSON-able values, API keys masked (what run_started records)."""
+        return self.model_dump(mode="json")
+
+
+@functools.cache
+def spec_model() -> type[Spec]:
+    """The spec's model, from the pipeline and backend registries."""
+    vlm = vlm_config_model()
+    names = Literal.__getitem__(tuple(PIPELINES))  # the registered names, as a Literal type
+    fields: dict[str, Any] = {"autolabel_type": (names, ...)}
+    for name, pipeline in PIPELINES.items():
+        title = "".join(part.title() for part in name.split("_")) + "Block"
+        block = create_model(title, __base__=PipelineBlock, vlm=(vlm, vlm()),
+                             workflow=(pipeline.workflow, pipeline.workflow.model_validate({})),
+                             data=(pipeline.data, ...))
+        fields[name] = (block | None, None)
+    return create_model("Spec", __base__=Spec, **fields)

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from auto_label.errors import SpecError
-from auto_label.spec import Spec
+from auto_label.spec import Spec, spec_model
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -123,7 +123,7 @@ def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> Spec:
         _set(data, key, value, repr(_show(text)))
         from_override[key] = text
     try:
-        return Spec.model_validate(data)
+        return spec_model().model_validate(data)
     except ValidationError as exc:
         raise SpecError(_first_error(exc, source, lines, from_override)) from None
 

@@ -10,11 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auto_label.ledger import queries
 from auto_label.ledger.check import check_ledger
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
-
-_BODY = "IIF(json_valid(body), body, NULL)"  # a damaged body reads as NULL, not an error
 
 
 @dataclass
@@ -38,41 +37,26 @@ class LedgerStatus:
 
 
 def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStatus:
+    """What the ledger of `results_dir` holds; with `check`, its integrity problems too.
+    Raises LedgerError when there is no ledger there."""
     with Ledger.open(results_dir, create=False) as ledger:
         conn = ledger.connection()
         started = ledger.latest("run_started")
-        runs, last = conn.execute(
-            "SELECT COUNT(*), (SELECT COALESCE(status, 'running or killed') FROM runs "
-            "ORDER BY number DESC LIMIT 1) FROM runs").fetchone()
+        runs = queries.runs(conn)
         status = LedgerStatus(
             path=ledger.path,
             pipeline=started.pipeline if isinstance(started, RunStarted) else None,
-            runs=int(runs), last_run=last,
-            images=int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]),
+            runs=len(runs), last_run=(runs[-1].status or "running or killed") if runs else None,
+            images=queries.image_count(conn),
+            completed=queries.completed_per_step(conn),
         )
-        for step, count in conn.execute("SELECT step, COUNT(*) FROM current GROUP BY step"):
-            status.completed[step] = int(count)
-        latest: dict[tuple[str, str], tuple[str, str | None]] = {}
-        for image_id, step, kind, failure in conn.execute(
-                f"SELECT image_id, step, type, json_extract({_BODY}, '$.kind') FROM events "
-                "WHERE type IN ('step_failed', 'step_completed') ORDER BY seq"):
-            latest[(image_id, step)] = (kind, failure)
-        for (_, step), (kind, failure) in latest.items():
-            if kind == "step_failed":
+        for (_, step), outcome in queries.latest_outcomes(conn).items():
+            if outcome.failed:
                 status.failed[step] = status.failed.get(step, 0) + 1
-                status.failures[failure or "unknown"] += 1
+                status.failures[outcome.kind or "unknown"] += 1
         status.requests = ledger.count("request_sent")
-        for kind, count in conn.execute(
-                f"SELECT json_extract({_BODY}, '$.kind'), COUNT(*) FROM events "
-                "WHERE type = 'attempt_failed' GROUP BY 1"):
-            status.attempt_failures[kind] = int(count)
-        prompt, answer, thinking = conn.execute(
-            f"SELECT SUM(json_extract({_BODY}, '$.usage.prompt_tokens')), "
-            f"SUM(json_extract({_BODY}, '$.usage.completion_tokens')), "
-            f"SUM(json_extract({_BODY}, '$.usage.thinking_tokens')) FROM events "
-            "WHERE type = 'response_received'").fetchone()
-        status.tokens = {"prompt": int(prompt or 0), "answer": int(answer or 0),
-                         "thinking": int(thinking or 0)}
+        status.attempt_failures = queries.attempt_failures(conn)
+        status.tokens = queries.token_totals(conn)
         if check:
             status.problems = check_ledger(ledger)
     return status

@@ -1,4 +1,5 @@
-"""The one small protocol every backend implements, and the values and errors it speaks in.
+"""The one small protocol every backend implements, the values and errors it speaks in, and how a
+backend registers (`BackendPlugin`, found through the `auto_label.backends` entry-point group).
 
 A backend turns a `VLMRequest` (prompt + prepared image) into a `VLMResponse` (raw text + usage), or
 raises one of the errors below. It does not retry: the runner owns retries so that every attempt is
@@ -7,10 +8,13 @@ an event in the ledger. It does not parse: parsing is the pipelines' job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from auto_label.backends.config import Convention
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
+
+from auto_label.boxes import Convention
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,10 @@ class VLMResponse:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     thinking_tokens: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
-    """a few provider fields worth keeping (model version, ids); never the request"""
+    model_version: str | None = None
+    """the model that answered, as the endpoint names it"""
+    response_id: str | None = None
+    """the endpoint's id of this answer"""
 
 
 class BackendError(Exception):
@@ -123,6 +129,24 @@ def error_for_status(status: int, message: str, *, retry_after: float | None = N
     return RequestRejected(message, status_code=status)
 
 
+class BackendConfig(BaseModel):
+    """What every backend's `vlm.<name>` block has; each backend's own model extends it.
+
+    `api_key` is a secret: it prints as `**********` and is dumped masked, so a spec written to
+    the ledger or a log never holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    api_key: SecretStr = Field(default=SecretStr(""))
+    coordinates: Convention
+    max_image_side: int = Field(default=0, ge=0)
+
+    @field_serializer("api_key")
+    def _hide_key(self, value: SecretStr) -> str:
+        return "**********" if value.get_secret_value() else ""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """A VLM endpoint. `describe()` is everything about it that determines an answer."""
@@ -142,3 +166,19 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+@dataclass(frozen=True)
+class BackendPlugin:
+    """How a backend registers: an object named by an entry point of the `auto_label.backends`
+    group (pyproject.toml lists the built-in ones the same way a third-party package would).
+
+    Importing the module that holds it must not import the backend's SDK: the spec is composed
+    from every registered backend's `config` before one is chosen.
+    """
+
+    name: str
+    """the `vlm.backend` value, and the name of the `vlm.<name>` block"""
+    config: type[BackendConfig]
+    create: Callable[[Any], Backend]
+    """config (an instance of `config`) -> a ready backend; raises SpecError when unusable"""

@@ -8,15 +8,17 @@ default): the runner retries, so that every attempt is an event.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from google import genai
-from google.genai import errors, types
+from pydantic import Field, SecretStr
 
 from auto_label.backends.base import (
+    BackendConfig,
     BackendError,
+    BackendPlugin,
     Blocked,
     ConnectionFailed,
     RequestTimeout,
@@ -25,9 +27,32 @@ from auto_label.backends.base import (
     error_for_status,
     not_json,
 )
-from auto_label.backends.config import GeminiConfig
 from auto_label.backends.retry_after import parse_retry_after
+from auto_label.boxes import Convention
 from auto_label.errors import SpecError
+
+if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
+    from google.genai import errors, types
+
+MediaResolution = Literal[
+    "MEDIA_RESOLUTION_UNSPECIFIED",
+    "MEDIA_RESOLUTION_LOW",
+    "MEDIA_RESOLUTION_MEDIUM",
+    "MEDIA_RESOLUTION_HIGH",
+]
+
+
+class GeminiConfig(BackendConfig):
+    """`vlm.gemini`: Google's Gemini API (defaults from the product spec)."""
+
+    api_key: SecretStr = Field(default=SecretStr(""), description="empty: GOOGLE_API_KEY")
+    model: str = "gemini-3.1-flash-lite-preview"
+    media_resolution: MediaResolution = "MEDIA_RESOLUTION_LOW"
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    max_output_tokens: int = Field(default=8192, gt=0)
+    timeout: float = Field(default=120, gt=0)
+    base_url: str = ""
+    coordinates: Convention = "yxyx_1000"
 
 MISSING_KEY = ("no Gemini API key: set vlm.gemini.api_key in the spec or the GOOGLE_API_KEY "
                "environment variable")
@@ -35,6 +60,7 @@ BLOCKING = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "
             "LANGUAGE", "OTHER", "MALFORMED_FUNCTION_CALL"}
 
 
+@functools.cache
 def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(timeouts, other transport errors) of the HTTP libraries the SDK may be using."""
     timeouts: list[type[BaseException]] = []
@@ -49,8 +75,6 @@ def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
     return tuple(timeouts), tuple(transport)
 
 
-_TIMEOUTS, _TRANSPORT = _transport_errors()
-
 
 class GeminiBackend:
     name = "gemini"
@@ -59,6 +83,9 @@ class GeminiBackend:
         key = config.api_key.get_secret_value() or os.environ.get("GOOGLE_API_KEY", "")
         if not key:
             raise SpecError(MISSING_KEY)
+        from google import genai
+        from google.genai import types
+
         self.config = config
         self.convention = config.coordinates
         self.max_image_side = config.max_image_side
@@ -78,13 +105,16 @@ class GeminiBackend:
         }
 
     def complete(self, request: VLMRequest) -> VLMResponse:
+        from google.genai import errors, types
+
+        timeouts, transport = _transport_errors()
         config = types.GenerateContentConfig(
             temperature=self.config.temperature,
             max_output_tokens=self.config.max_output_tokens,
             media_resolution=types.MediaResolution(self.config.media_resolution),
             response_mime_type="application/json" if request.json_output else None,
         )
-        contents = [
+        contents: list[types.PartUnionDict] = [
             types.Part.from_bytes(data=request.image.data, mime_type=request.image.mime_type),
             request.prompt,
         ]
@@ -93,9 +123,9 @@ class GeminiBackend:
                 model=self.config.model, contents=contents, config=config)
         except errors.APIError as exc:
             raise _api_error(exc) from None
-        except _TIMEOUTS:
+        except timeouts:
             raise RequestTimeout(f"no answer within {self.config.timeout:g} s") from None
-        except _TRANSPORT as exc:
+        except transport as exc:
             raise ConnectionFailed(f"cannot reach the endpoint ({type(exc).__name__})") from None
         except ValueError as exc:  # a body that is not JSON
             raise not_json(exc) from None
@@ -130,7 +160,8 @@ def _response(response: types.GenerateContentResponse) -> VLMResponse:
         prompt_tokens=usage.prompt_token_count if usage else None,
         completion_tokens=usage.candidates_token_count if usage else None,
         thinking_tokens=usage.thoughts_token_count if usage else None,
-        raw={"model_version": response.model_version, "response_id": response.response_id},
+        model_version=response.model_version,
+        response_id=response.response_id,
     )
 
 
@@ -145,3 +176,6 @@ def _api_error(exc: errors.APIError) -> BackendError:
     retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
     key_rejected = status == 400 and "api key" in (exc.message or "").lower()
     return error_for_status(status, message, retry_after=retry_after, key_rejected=key_rejected)
+
+
+PLUGIN = BackendPlugin(name="gemini", config=GeminiConfig, create=GeminiBackend)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
-from openai.types.chat import ChatCompletion
+from pydantic import Field, SecretStr
 
 from auto_label.backends.base import (
+    BackendConfig,
     BackendError,
+    BackendPlugin,
     BadResponse,
     Blocked,
     ConnectionFailed,
@@ -30,11 +31,27 @@ from auto_label.backends.base import (
     error_for_status,
     not_json,
 )
-from auto_label.backends.config import OpenAIConfig
 from auto_label.backends.retry_after import parse_retry_after
+from auto_label.boxes import Convention
+from auto_label.errors import SpecError
+
+if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
+    import openai
 
 NO_KEY = "EMPTY"
 """Sent when no key is configured: servers without auth (a local vLLM) accept any value."""
+
+
+class OpenAIConfig(BackendConfig):
+    """`vlm.openai`: any OpenAI-compatible endpoint (defaults from the product spec)."""
+
+    api_key: SecretStr = Field(default=SecretStr(""), description="empty: OPENAI_API_KEY")
+    base_url: str = ""
+    model_name: str = ""
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=4096, gt=0)
+    timeout: float = Field(default=60, gt=0)
+    coordinates: Convention = "xyxy_pixel"
 
 
 class OpenAIBackend:
@@ -42,9 +59,9 @@ class OpenAIBackend:
 
     def __init__(self, config: OpenAIConfig) -> None:
         if not config.model_name:
-            from auto_label.errors import SpecError
-
             raise SpecError("vlm.openai.model_name is empty: name the model the endpoint serves")
+        import openai
+
         self.config = config
         self.convention = config.coordinates
         self.max_image_side = config.max_image_side
@@ -67,6 +84,9 @@ class OpenAIBackend:
         }
 
     def complete(self, request: VLMRequest) -> VLMResponse:
+        import openai
+        from openai.types.chat import ChatCompletion
+
         image = request.image
         url = f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
         body = {
@@ -120,7 +140,8 @@ def _response(completion: Any) -> VLMResponse:
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
         thinking_tokens=getattr(details, "reasoning_tokens", None),
-        raw={"id": getattr(completion, "id", None), "model": getattr(completion, "model", None)},
+        model_version=getattr(completion, "model", None),
+        response_id=getattr(completion, "id", None),
     )
 
 
@@ -135,10 +156,13 @@ def _body_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"][:300]
+            return str(error["message"])[:300]
     return (exc.message or "")[:300]
 
 
 def _cause(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     return f"{type(cause).__name__}" if cause is not None else type(exc).__name__
+
+
+PLUGIN = BackendPlugin(name="openai", config=OpenAIConfig, create=OpenAIBackend)

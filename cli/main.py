@@ -103,13 +103,11 @@ def generate(
 def export(
     results_dir: Annotated[Path, typer.Argument(help="A results_dir with a ledger.db.")],
     output_format: Annotated[str | None, typer.Option(
-        "--format", help="jsonl, legacy or both (default: the last run's output_format)."
+        "--format", help=f"{', '.join(api.EXPORT_FORMATS)} (default: the last run's "
+                         "output_format, else jsonl)."
     )] = None,
 ) -> None:
     """Write annotations.jsonl (and legacy files, if the spec asks) from the ledger."""
-    if output_format not in (None, "jsonl", "legacy", "both"):
-        err.print("error: --format must be jsonl, legacy or both")
-        raise typer.Exit(2)
     from auto_label.cli.summary import print_outputs
 
     try:
@@ -147,8 +145,8 @@ def demo(
                                         help="Images per pipeline.")] = 12,
 ) -> None:
     """Generate scenes, start the VLM simulator, run the pipelines end to end against it."""
+    from auto_label.cli.demo import run_demo
     from auto_label.cli.progress import PlainProgress, RichProgress
-    from auto_label.demo import run_demo
 
     def progress() -> RichProgress | PlainProgress:
         return RichProgress(out) if out.is_terminal else PlainProgress()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from auto_label.pipelines.progress import OUTCOMES, RunSummary
+from auto_label.api import OUTCOMES, RunSummary
 from auto_label.status import LedgerStatus
 
 
@@ -18,7 +19,7 @@ def print_summary(console: Console, summary: RunSummary) -> None:
         table.add_column(outcome, justify="right")
     table.add_column("not reached", justify="right")
     for number, name in summary.steps:
-        counts = summary.counts.get(number, {})
+        counts = summary.counts.get(number) or Counter()
         reached = sum(counts.values())
         table.add_row(name, *(str(counts.get(o, 0)) for o in OUTCOMES),
                       str(summary.images - reached))

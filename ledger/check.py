@@ -3,7 +3,7 @@
 - every event parses as its typed model, and its indexed columns match its body;
 - every completion row belongs to a `step_completed` event with the same key, and every
   `step_completed` event has its completion row (the unique key is what refuses duplicates);
-- `current` and `images` are what folding the events gives;
+- `current`, `images` and `runs` are what folding the events gives;
 - every response and failed attempt answers a request sent before it.
 
 Each problem is one line; an empty list means the ledger is sound.
@@ -16,11 +16,14 @@ from collections.abc import Iterator
 
 from pydantic import ValidationError
 
+from auto_label.ledger import queries
 from auto_label.ledger.events import (
     AttemptFailed,
     ImageSeeded,
     RequestSent,
     ResponseReceived,
+    RunFinished,
+    RunStarted,
     StepCompleted,
     StepSelected,
     parse_event,
@@ -40,20 +43,26 @@ def check_ledger(ledger: Ledger) -> list[str]:
     return problems
 
 
+class _Expected:
+    """The projections as the fold of the events says they should be."""
+
+    def __init__(self) -> None:
+        self.seeds: dict[str, int] = {}
+        self.current: dict[tuple[str, str], tuple[int, str]] = {}
+        self.by_fingerprint: dict[tuple[str, str, str], int] = {}
+        self.runs: dict[str, queries.RunRow] = {}
+
+
 def _problems(ledger: Ledger) -> Iterator[str]:
     conn = ledger.connection()
     result = [row[0] for row in conn.execute("PRAGMA integrity_check")]
     if result != ["ok"]:
         yield from (f"sqlite integrity_check: {line}" for line in result)
         return
-    completions = {row[4]: row for row in conn.execute(
-        "SELECT step, image_id, fingerprint, generation, seq, output_hash FROM completions")}
+    completions = queries.completion_rows(conn)
     requests: set[str] = set()
-    seeds: dict[str, int] = {}
-    current: dict[tuple[str, str], tuple[int, str]] = {}
-    by_fingerprint: dict[tuple[str, str, str], int] = {}
-    for seq, kind, image_id, step, body in conn.execute(
-            "SELECT seq, type, image_id, step, body FROM events ORDER BY seq"):
+    expected = _Expected()
+    for seq, kind, image_id, step, body in queries.all_event_rows(conn):
         where = f"event {seq} ({kind})"
         try:
             event = parse_event(json.loads(body))
@@ -65,7 +74,7 @@ def _problems(ledger: Ledger) -> Iterator[str]:
                 getattr(event, "step", None) != step:
             yield f"{where}: columns (type, image_id, step) disagree with the body"
         if isinstance(event, ImageSeeded):
-            seeds[event.image_id] = seq
+            expected.seeds[event.image_id] = seq
         elif isinstance(event, RequestSent):
             requests.add(event.request_id)
         elif isinstance(event, ResponseReceived | AttemptFailed):
@@ -76,34 +85,48 @@ def _problems(ledger: Ledger) -> Iterator[str]:
             if row is None:
                 yield f"{where}: no completion row for {event.image_id} step {event.step}"
             elif row[:4] != (event.step, event.image_id, event.fingerprint, event.generation) \
-                    or row[5] != event.output_hash:
+                    or row[4] != event.output_hash:
                 yield f"{where}: its completion row has another key or output hash"
-            if event.image_id not in seeds:
+            if event.image_id not in expected.seeds:
                 yield f"{where}: completes a step of {event.image_id}, never seeded"
-            current[(event.image_id, event.step)] = (seq, event.fingerprint)
-            by_fingerprint[(event.image_id, event.step, event.fingerprint)] = seq
+            expected.current[(event.image_id, event.step)] = (seq, event.fingerprint)
+            expected.by_fingerprint[(event.image_id, event.step, event.fingerprint)] = seq
         elif isinstance(event, StepSelected):
-            earlier = by_fingerprint.get((event.image_id, event.step, event.fingerprint))
+            earlier = expected.by_fingerprint.get((event.image_id, event.step, event.fingerprint))
             if earlier is None:
                 yield f"{where}: selects a completion that does not exist"
             else:
-                current[(event.image_id, event.step)] = (earlier, event.fingerprint)
+                expected.current[(event.image_id, event.step)] = (earlier, event.fingerprint)
+        elif isinstance(event, RunStarted):
+            expected.runs[event.run_id] = queries.RunRow(
+                event.run_id, len(expected.runs) + 1, event.at, None, None)
+        elif isinstance(event, RunFinished):
+            started = expected.runs.get(event.run_id)
+            if started is None:
+                yield f"{where}: finishes run {event.run_id}, never started"
+            else:
+                expected.runs[event.run_id] = queries.RunRow(
+                    started.run_id, started.number, started.started_at, event.at, event.status)
     for seq, row in completions.items():
         yield f"completion row of {row[1]} step {row[0]} points at event {seq}, " \
               "which is not a step_completed event"
-    yield from _projections(ledger, current, seeds)
+    yield from _projections(ledger, expected)
 
 
-def _projections(ledger: Ledger, current: dict[tuple[str, str], tuple[int, str]],
-                 seeds: dict[str, int]) -> Iterator[str]:
-    stored = ledger.current()
-    for key in sorted(set(stored) | set(current)):
-        want = current.get(key)
+def _projections(ledger: Ledger, expected: _Expected) -> Iterator[str]:
+    conn = ledger.connection()
+    stored = queries.current(conn)
+    for key in sorted(set(stored) | set(expected.current)):
+        want = expected.current.get(key)
         have = stored.get(key)
         if want is None or have is None or (have.seq, have.fingerprint) != want:
             yield f"current completion of {key[0]} step {key[1]} disagrees with the events"
-    images = ledger.images()
-    for image_id in sorted(set(images) | set(seeds)):
+    images = queries.images(conn)
+    for image_id in sorted(set(images) | set(expected.seeds)):
         row = images.get(image_id)
-        if row is None or row.seq != seeds.get(image_id):
+        if row is None or row.seq != expected.seeds.get(image_id):
             yield f"images row of {image_id} is not its latest image_seeded event"
+    runs = {row.run_id: row for row in queries.runs(conn)}
+    for run_id in sorted(set(runs) | set(expected.runs)):
+        if runs.get(run_id) != expected.runs.get(run_id):
+            yield f"runs row of run {run_id} is not what its run_started / run_finished events say"

@@ -1,9 +1,10 @@
 """The ledger's events: frozen, typed, versioned pydantic models, discriminated by `type`.
 
-Every event carries `v`, its schema version. Stored events are parsed through `parse_event`, which
-first upcasts an older version of an event to the current one (see `UPCASTERS`), so the rest of the
-code only ever sees current events. An event that changes shape gets its `v` bumped and an upcaster
-from the old shape; stored rows are never rewritten.
+Each event class declares its schema version (`class_version`) and, right beside it, the
+`upcast_vN_vN+1` functions from every older shape (see `auto_label.ledger.versioning`). Every stored
+event carries `v`, the version it was written at; `parse_event` upcasts it to the current shape
+before validating, so the rest of the code only ever sees current events. An event that changes
+shape gets its `class_version` bumped and an upcaster; stored rows are never rewritten.
 
 No event holds an API key or the image bytes: the image is referred to by its sha256.
 """
@@ -11,18 +12,34 @@ No event holds an API key or the image bytes: the image is referred to by its sh
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from auto_label.ledger.versioning import Versioned
 
 
-class _Event(BaseModel):
+class _Event(BaseModel, Versioned):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: int = 1
+    v: int = Field(default=1, description="the schema version it was written at: class_version")
     at: float = Field(default_factory=time.time, description="unix time it was recorded")
     run_id: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stamp_version(cls, data: Any) -> Any:
+        """A new event is written at its class's current version."""
+        if isinstance(data, dict) and "v" not in data:
+            return {**data, "v": cls.class_version}
+        return data
+
+    @model_validator(mode="after")
+    def _current_version(self) -> _Event:
+        if self.v != self.class_version:
+            raise ValueError(f"{self.__class__.__name__} is at v{self.class_version}, "
+                             f"not v{self.v}: parse stored events with parse_event")
+        return self
 
 
 class RunStarted(_Event):
@@ -35,7 +52,8 @@ class RunStarted(_Event):
     backend: str
     model: str
     force_reprocess: bool
-    generation: int = Field(description="0, or the run's number when it forces reprocessing")
+    generation: int = Field(description="0, or a generation new to the ledger when the run forces "
+                                        "reprocessing (part of the completions' unique key)")
     pid: int
     host: str
 
@@ -95,6 +113,7 @@ class RequestSent(_Event):
 
 
 class ResponseReceived(_Event):
+    class_version = 2
     type: Literal["response_received"] = "response_received"
     request_id: str
     image_id: str
@@ -104,6 +123,14 @@ class ResponseReceived(_Event):
     finish_reason: str | None = None
     usage: Usage = Usage()
     latency_s: float
+    model_version: str | None = Field(default=None, description="the model that answered, as the "
+                                                                "endpoint names it")
+    response_id: str | None = Field(default=None, description="the endpoint's id of the answer")
+
+    @staticmethod
+    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+        """v2 keeps the model version and response id the endpoint returned (unknown before)."""
+        return {**raw, "v": 2, "model_version": None, "response_id": None}
 
 
 class AttemptFailed(_Event):
@@ -119,16 +146,24 @@ class AttemptFailed(_Event):
 
 
 class StepCompleted(_Event):
+    class_version = 2
     type: Literal["step_completed"] = "step_completed"
     image_id: str
     step: str
     fingerprint: str
     generation: int = 0
     output: dict[str, Any]
+    output_version: int = Field(description="the schema version of `output` (its step's output "
+                                            "model), for the upcasters of that model")
     output_hash: str
     upstream: dict[str, str] = Field(default_factory=dict, description="step -> output hash used")
     request_id: str | None = None
     source: str = Field(default="", description="for an output imported from an input file: where")
+
+    @staticmethod
+    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+        """v1 outputs carried no version: they are the first version of their step's model."""
+        return {**raw, "v": 2, "output_version": 1}
 
 
 class StepSelected(_Event):
@@ -165,22 +200,24 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-
-# (type, version) -> function turning that version's dict into the next version's dict.
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-
-def upcast(raw: dict[str, Any]) -> dict[str, Any]:
-    """Bring a stored event dict up to the current version of its type."""
-    while (step := UPCASTERS.get((raw.get("type", ""), raw.get("v", 1)))) is not None:
-        raw = step(raw)
-    return raw
+EVENT_CLASSES: tuple[type[_Event], ...] = (
+    RunStarted, RunFinished, ImageSeeded, ImageRejected, RequestSent, ResponseReceived,
+    AttemptFailed, StepCompleted, StepSelected, StepFailed)
+_BY_TYPE: dict[str, type[_Event]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
 
 
 def parse_event(raw: dict[str, Any]) -> Event:
-    """A stored event (as a dict) -> its current typed model."""
-    return EVENT_ADAPTER.validate_python(upcast(raw))
+    """A stored event (as a dict) -> its current typed model, upcast from the version it was
+    written at. Raises ValueError (pydantic's ValidationError included) when it does not parse,
+    `NewerVersionError` when a newer auto-label wrote it."""
+    kind = raw.get("type")
+    cls = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    version = raw.get("v", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"event version {version!r} is not an integer")
+    return cast(Event, cls.model_validate(cls.upcast(raw, version)))
 
 
 IMAGE_EVENT_TYPES = ("image_seeded", "image_rejected", "step_completed", "step_selected",

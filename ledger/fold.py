@@ -29,7 +29,7 @@ class ImageState:
     current: Mapping[str, str] = field(default_factory=dict)
     """step -> the fingerprint whose completion the record shows"""
     failed: Mapping[str, StepFailed] = field(default_factory=dict)
-    """step -> its latest failure, when no completion came after it"""
+    """step -> its latest failure, when no completion (or selection) came after it"""
 
     def completion(self, step: str) -> StepCompleted | None:
         """The current completion of `step`, if any."""
@@ -53,7 +53,9 @@ def apply(state: ImageState, event: Event) -> ImageState:
     if isinstance(event, StepSelected):
         if event.fingerprint not in state.completions.get(event.step, {}):
             return state
-        return replace(state, current={**state.current, event.step: event.fingerprint})
+        failed = {k: v for k, v in state.failed.items() if k != event.step}
+        return replace(state, current={**state.current, event.step: event.fingerprint},
+                       failed=failed)
     if isinstance(event, StepFailed):
         return replace(state, failed={**state.failed, event.step: event})
     return state

@@ -3,9 +3,11 @@
 Never edit a migration once released: add the next one. A ledger holding a migration this version of
 the tool does not know was written by a newer tool, and is refused rather than migrated down.
 
-`events` is the source of truth. `images`, `completions` and `current` are projections of it that
-the single writer maintains in the same transaction as the events they follow from; the unique key
-of `completions` is what makes a duplicate completion impossible rather than unlikely.
+`events` is the source of truth. `images`, `completions`, `current` and `runs` are projections of it
+that `projections.append_batch` maintains in the same transaction as the events they follow from;
+the unique key of `completions` is what makes a duplicate completion impossible rather than
+unlikely. From m002 on, statements run one by one (`executescript` commits the transaction that
+sqlite-utils wraps a migration in).
 """
 
 from __future__ import annotations
@@ -71,6 +73,25 @@ def m001_initial(db: Database) -> None:
             finished_at REAL,
             status TEXT
         );
+        """
+    )
+
+
+@MIGRATIONS()
+def m002_runs_from_events(db: Database) -> None:
+    """`runs` becomes a projection of the run_started / run_finished events; 0.1.0 wrote it
+    directly, with its own clock. Rebuilt from the events, numbered in their order."""
+    db.execute("DELETE FROM runs")
+    db.execute(
+        """
+        INSERT INTO runs (run_id, number, started_at, finished_at, status)
+        SELECT s.run_id, ROW_NUMBER() OVER (ORDER BY s.seq), s.at,
+               (SELECT f.at FROM events f WHERE f.type = 'run_finished' AND f.run_id = s.run_id
+                ORDER BY f.seq DESC LIMIT 1),
+               (SELECT IIF(json_valid(f.body), json_extract(f.body, '$.status'), NULL)
+                FROM events f WHERE f.type = 'run_finished' AND f.run_id = s.run_id
+                ORDER BY f.seq DESC LIMIT 1)
+        FROM events s WHERE s.type = 'run_started'
         """
     )
 

@@ -1,1 +1,2 @@
-"""The two pipelines, their prompts, parsers and the step runner they share."""
+"""The pipelines (one package each: `grounding`, `referring`), what they share (the contract,
+the answer reader, value coercion, input reading, record building) and the engine they run on."""

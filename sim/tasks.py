@@ -1,7 +1,8 @@
 """The tasks the VLM SIMULATOR answers, recognised from the prompt and answered from pixels.
 
 For tests and demos only. The task is told by robust keywords of the project's prompts (the
-contract is pipelines/prompts.py, read but never imported); the answer depends only on the pixels
+contract is the wording of pipelines/grounding/prompts.py and pipelines/referring/prompts.py,
+read but never imported); the answer depends only on the pixels
 received, the prompt, and the configured box convention and noise rates. Like a real model it
 ignores what the prompt says about box coordinates: boxes are in its own trained convention.
 """

@@ -11,7 +11,6 @@ import socket
 import pytest
 from support import SIM_KEY
 
-from auto_label.backends import create_backend
 from auto_label.backends.base import (
     AuthFailed,
     BadResponse,
@@ -22,9 +21,9 @@ from auto_label.backends.base import (
     ServerError,
     VLMRequest,
 )
-from auto_label.backends.config import VLMConfig
 from auto_label.backends.imageprep import prepare_image
-from auto_label.pipelines import prompts
+from auto_label.backends.registry import create_backend, vlm_config_model
+from auto_label.pipelines.grounding import prompts
 from auto_label.sim import write_grounding_dataset
 
 BACKENDS = ["openai", "gemini"]
@@ -41,7 +40,7 @@ def make_backend(name: str, sim, **settings):
     if "base_url" in settings and name == "gemini":
         settings["base_url"] = settings["base_url"].removesuffix("/v1")
     block.update(settings)
-    return create_backend(VLMConfig.model_validate({"backend": name, name: block}))
+    return create_backend(vlm_config_model().model_validate({"backend": name, name: block}))
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auto_label.backends.coords import (
+from auto_label.boxes import (
     CONVENTIONS,
     finalize_box,
     from_pixels,

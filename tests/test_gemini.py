@@ -11,9 +11,10 @@ from support import SIM_KEY, backend_overrides, read_jsonl
 
 from auto_label import generate
 from auto_label.evaluate import match_ground_truth
-from auto_label.pipelines.image_grounding import STEP_GROUND
-from auto_label.pipelines.parsing import ParseError
-from auto_label.pipelines.steps import StepInput
+from auto_label.pipelines.answers import ParseError
+from auto_label.pipelines.contract import StepInput
+from auto_label.pipelines.grounding.outputs import ExtractedExpression, ExtractionOutput
+from auto_label.pipelines.grounding.steps import STEP_GROUND
 from auto_label.sim import write_grounding_dataset
 from auto_label.spec_loader import load_spec
 
@@ -94,7 +95,9 @@ def test_a_missing_key_is_one_line_naming_both_ways_before_any_work(tmp_path):
 # -- raw Gemini outputs through the grounding parser -------------------------------------------
 
 CTX = StepInput(image_id="img", caption="a red car and a dog", extra={},
-                upstream={"0": {"expressions": [{"text": "a red car"}, {"text": "a dog"}]}},
+                upstream={"0": ExtractionOutput(cleaned_caption="a red car and a dog", expressions=[
+                    ExtractedExpression(text="a red car", char_span=[0, 9], noun_chunk="car"),
+                    ExtractedExpression(text="a dog", char_span=[14, 19], noun_chunk="dog")])},
                 convention="yxyx_1000", sent_size=(1000, 500), original_size=(2000, 1000))
 
 
@@ -122,7 +125,7 @@ CTX = StepInput(image_id="img", caption="a red car and a dog", extra={},
 ])
 def test_raw_gemini_grounding_outputs(raw, car, dog):
     output = STEP_GROUND.parse(raw, CTX)
-    boxes = {g["text"]: [i["bbox"] for i in g["instances"]] for g in output["groundings"]}
+    boxes = {g.text: [i.bbox for i in g.instances] for g in output.groundings}
     assert boxes == {"a red car": car, "a dog": dog}
 
 

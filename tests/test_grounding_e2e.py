@@ -243,7 +243,7 @@ def test_the_documented_example_spec_runs_with_only_overrides(tmp_path, sim):
 def test_unchanged_images_are_not_read_again_and_a_touched_one_is(tmp_path, sim, monkeypatch):
     import os
 
-    from auto_label.pipelines import runner
+    from auto_label.pipelines.engine import runner
 
     data = write_grounding_dataset(tmp_path / "data", 4, seed=18)
     spec = grounding_spec(tmp_path / "out", data.root, sim.openai_base_url)

@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auto_label.errors import LedgerError, LedgerLockedError
-from auto_label.ledger import Ledger, LedgerWriter, fold
+from auto_label.ledger import Ledger, LedgerWriter, fold, queries
 from auto_label.ledger.events import (
+    EVENT_CLASSES,
     ImageRejected,
     ImageSeeded,
     RequestSent,
+    ResponseReceived,
     StepCompleted,
     StepFailed,
     StepSelected,
@@ -24,6 +26,8 @@ from auto_label.ledger.events import (
 )
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.lock import RunLock
+from auto_label.ledger.migrations import known_migrations
+from auto_label.ledger.versioning import NewerVersionError
 
 
 def seeded(image_id="img", sha="a" * 64, caption="a red circle"):
@@ -34,7 +38,7 @@ def seeded(image_id="img", sha="a" * 64, caption="a red circle"):
 def completed(step="0", fp="sha256:f1", output=None, generation=0, image_id="img"):
     output = output if output is not None else {"n": fp}
     return StepCompleted(image_id=image_id, step=step, fingerprint=fp, generation=generation,
-                         output=output, output_hash=content_hash(output))
+                         output=output, output_version=1, output_hash=content_hash(output))
 
 
 def test_the_ledger_file_is_owner_only_and_in_wal_mode(tmp_path):
@@ -50,7 +54,7 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
     with Ledger.open(tmp_path) as ledger:
         names = [r[0] for r in ledger.connection().execute(
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-        assert names == ["m001_initial"]
+        assert names == known_migrations() == ["m001_initial", "m002_runs_from_events"]
         assert ledger.count("image_seeded") == 1
 
 
@@ -87,11 +91,12 @@ def test_export_of_a_directory_without_ledger_does_not_create_one(tmp_path):
 
 def test_a_duplicate_completion_is_impossible(tmp_path):
     with Ledger.open(tmp_path) as ledger:
-        assert ledger.append([seeded(), completed()]) == 0
-        assert ledger.append([completed()]) == 1
+        assert ledger.append([seeded(), completed()]) == []
+        duplicate = completed()
+        assert ledger.append([duplicate]) == [duplicate]
         assert ledger.count("step_completed") == 1
         # a forced run completes the same fingerprint again under its own generation
-        assert ledger.append([completed(generation=3, output={"n": "again"})]) == 0
+        assert ledger.append([completed(generation=3, output={"n": "again"})]) == []
         assert ledger.count("step_completed") == 2
         with pytest.raises(sqlite3.IntegrityError):
             ledger.connection().execute(
@@ -101,12 +106,13 @@ def test_a_duplicate_completion_is_impossible(tmp_path):
 def test_current_follows_the_newest_completion_and_selection(tmp_path):
     with Ledger.open(tmp_path) as ledger:
         ledger.append([seeded(), completed(fp="sha256:A"), completed(fp="sha256:B")])
-        assert ledger.current()[("img", "0")].fingerprint == "sha256:B"
+        conn = ledger.connection()
+        assert queries.current(conn)[("img", "0")].fingerprint == "sha256:B"
         ledger.append([StepSelected(image_id="img", step="0", fingerprint="sha256:A")])
-        current = ledger.current()[("img", "0")]
+        current = queries.current(conn)[("img", "0")]
         assert current.fingerprint == "sha256:A"
         assert current.output_hash == content_hash({"n": "sha256:A"})
-        assert ledger.completions()[("img", "0", "sha256:B")][1] == content_hash(
+        assert queries.completions(conn)[("img", "0", "sha256:B")][1] == content_hash(
             {"n": "sha256:B"})
 
 
@@ -126,9 +132,10 @@ def test_the_writer_commits_groups_in_order_and_flushes(tmp_path):
             writer.put(seeded(image_id=f"i{i}"), completed(image_id=f"i{i}"))
         writer.flush(timeout=10)
         assert ledger.count("step_completed") == 50
-        writer.put(completed(image_id="i0"))
+        duplicate = completed(image_id="i0")
+        writer.put(duplicate)
         writer.close()
-        assert writer.refused == 1
+        assert writer.refused == [duplicate]
         order = [e.image_id for _, e in ledger.events(["image_seeded"])]
         assert order == [f"i{i}" for i in range(50)]
 
@@ -140,21 +147,34 @@ def test_a_second_run_on_the_same_results_dir_is_refused(tmp_path):
         pass
 
 
-def test_parse_event_upcasts_older_versions(monkeypatch):
-    from auto_label.ledger import events as module
+def test_parse_event_upcasts_each_version_with_the_upcasters_beside_its_class():
+    v1 = json.loads(completed().model_dump_json())
+    v1["v"] = 1
+    del v1["output_version"]
+    assert parse_event(v1) == completed().model_copy(update={"at": v1["at"]})
+    response = {"type": "response_received", "v": 1, "at": 1.0, "run_id": "r",
+                "request_id": "q", "image_id": "img", "step": "0", "attempt": 1, "text": "{}",
+                "latency_s": 0.5}
+    upcast = parse_event(response)
+    assert isinstance(upcast, ResponseReceived) and upcast.v == 2
+    assert (upcast.model_version, upcast.response_id) == (None, None)
 
-    old = json.loads(seeded().model_dump_json())
-    old["v"] = 0
-    old["caption_text"] = old.pop("caption")
 
-    def v0_to_v1(raw):
-        raw = dict(raw)
-        raw["caption"] = raw.pop("caption_text")
-        raw["v"] = 1
-        return raw
+def test_every_event_class_has_a_complete_upcaster_chain():
+    assert [cls.missing_upcasters() for cls in EVENT_CLASSES] == [[]] * len(EVENT_CLASSES)
+    assert {cls.model_fields["type"].default for cls in EVENT_CLASSES} == {
+        "run_started", "run_finished", "image_seeded", "image_rejected", "request_sent",
+        "response_received", "attempt_failed", "step_completed", "step_selected", "step_failed"}
 
-    monkeypatch.setitem(module.UPCASTERS, ("image_seeded", 0), v0_to_v1)
-    assert parse_event(old) == seeded().model_copy(update={"at": old["at"]})
+
+def test_an_event_from_a_newer_tool_is_refused_with_a_clear_reason():
+    newer = json.loads(seeded().model_dump_json())
+    newer["v"] = 9
+    with pytest.raises(NewerVersionError, match="newer auto-label"):
+        parse_event(newer)
+    with pytest.raises(ValueError, match="parse stored events with parse_event"):
+        ImageSeeded(v=0, image_id="i", path="p", sha256="s", width=1, height=1, size=1,
+                    mtime_ns=1)
 
 
 # -- the fold ----------------------------------------------------------------------------------

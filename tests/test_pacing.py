@@ -10,7 +10,7 @@ import pytest
 from support import backend_overrides
 
 from auto_label import generate
-from auto_label.pipelines.pacing import Pacer
+from auto_label.pipelines.engine.pacing import Pacer
 from auto_label.sim import write_grounding_dataset
 from auto_label.spec_loader import load_spec
 

@@ -10,15 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auto_label.pipelines.parsing import (
-    ParseError,
-    extract_json,
-    parse_caption,
-    parse_extraction,
-    parse_grounding,
-    parse_phrase_lines,
-    parse_regions,
-)
+from auto_label.pipelines.answers import ParseError, extract_json
+from auto_label.pipelines.grounding.parsers import parse_extraction, parse_grounding
+from auto_label.pipelines.referring.parsers import parse_caption, parse_phrase_lines, parse_regions
 
 FENCE = "```"
 
@@ -900,7 +894,7 @@ _json_values = st.recursive(
                                                             max_size=4),
        st.booleans())
 def test_the_fast_path_agrees_with_the_tolerant_scanner(value, fenced):
-    from auto_label.pipelines.parsing import _pick, _scan
+    from auto_label.pipelines.answers import _pick, _scan
 
     text = json.dumps(value)
     if fenced:

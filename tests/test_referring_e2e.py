@@ -9,7 +9,7 @@ import pytest
 from support import SIM_KEY, read_jsonl, referring_spec, sha_of
 
 from auto_label import export, generate
-from auto_label.backends.coords import iou
+from auto_label.boxes import iou
 from auto_label.ledger import Ledger
 from auto_label.sim import write_referring_dataset
 

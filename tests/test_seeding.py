@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from auto_label.pipelines.seeding import ImageProblem, seed_image
-from auto_label.pipelines.steps import ImageInput
+from auto_label.pipelines.contract import ImageInput
+from auto_label.pipelines.engine.seeding import ImageProblem, seed_image
 
 
 def image_bytes(fmt: str, size=(64, 48)) -> bytes:

@@ -1,34 +1,36 @@
 """Fixtures for the VLM simulator's own tests.
 
-The prompts come from pipelines/prompts.py (the contract between client and simulator), loaded
-by file path so that these tests need nothing else of the client side; the simulator itself never
-imports it.
+The prompts are the pipelines' own templates (the contract between client and simulator: the
+simulator detects its task from their wording). These tests import them; the simulator itself
+never does.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 
 import pytest
 from simtest_helpers import scene_with_duplicates
 
+from auto_label.pipelines.grounding import prompts as grounding_prompts
+from auto_label.pipelines.referring import prompts as referring_prompts
+from auto_label.pipelines.registry import PIPELINES
 from auto_label.sim import Scene, SimConfig, Simulator
-
-PROMPTS_FILE = Path(__file__).resolve().parents[2] / "pipelines" / "prompts.py"
 
 
 @pytest.fixture(scope="session")
-def prompts() -> ModuleType:
-    if not PROMPTS_FILE.exists():
-        pytest.skip("pipelines/prompts.py is missing")
-    spec = importlib.util.spec_from_file_location("_sim_contract_prompts", PROMPTS_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def prompts() -> SimpleNamespace:
+    """Every template of both pipelines, and the tasks the registered pipelines' steps use."""
+    return SimpleNamespace(
+        extract_expressions=grounding_prompts.extract_expressions,
+        ground_expressions=grounding_prompts.ground_expressions,
+        describe_regions=referring_prompts.describe_regions,
+        caption_image=referring_prompts.caption_image,
+        group_expressions=referring_prompts.group_expressions,
+        verify_expressions=referring_prompts.verify_expressions,
+        TASKS={step.prompt.task for pipeline in PIPELINES.values() for step in pipeline.steps},
+    )
 
 
 @pytest.fixture(scope="session")

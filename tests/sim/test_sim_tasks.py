@@ -1,4 +1,5 @@
-"""Each task answered from pixels, for prompts written by pipelines/prompts.py (the contract)."""
+"""Each task answered from pixels, for prompts written by the pipelines' templates (the
+contract)."""
 
 from __future__ import annotations
 
@@ -45,9 +46,9 @@ def test_every_prompt_is_recognised(prompts, scene):
     assert detect_task(prompts.verify_expressions([("a: b", box)], "xyxy_pixel", w, h)) \
         == "referring.verify"
     assert detect_task("Tell me a joke about cats.") == "unknown"
-    assert set(prompts.PROMPT_VERSIONS) == {
+    assert {
         "grounding.extract", "grounding.ground", "referring.region", "referring.caption",
-        "referring.group", "referring.verify"}
+        "referring.group", "referring.verify"} == prompts.TASKS
 
 
 def test_extract_cleans_and_keeps_visible_phrases(prompts, scene):

@@ -1,0 +1,206 @@
+"""Every read query of the ledger, in one place: projections, the event log, and the aggregates
+`status` shows. Functions of a connection; they return rows and plain values, never parsed events
+(`Ledger` parses, naming the file when a body is damaged).
+
+A damaged event body reads as NULL in the aggregates (`_BODY`), not as an error: `status` must work
+on a ledger that `status --check` is about to report.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from auto_label.ledger.events import IMAGE_EVENT_TYPES
+
+_BODY = "IIF(json_valid(body), body, NULL)"
+OUTCOME_TYPES = ("step_completed", "step_selected", "step_failed")
+"""The events that end an (image, step) attempt: done (completed or selected again), or failed."""
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """The latest seed of an image, as the `images` projection holds it."""
+
+    image_id: str
+    seq: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    width: int
+    height: int
+    input_hash: str
+
+
+@dataclass(frozen=True)
+class CurrentRow:
+    """The completion of a step that the image's record currently shows."""
+
+    fingerprint: str
+    seq: int
+    output_hash: str
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    number: int
+    started_at: float
+    finished_at: float | None
+    status: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The latest outcome of an (image, step): its event type, and the failure kind if failed."""
+
+    type: str
+    kind: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.type == "step_failed"
+
+
+# -- projections -------------------------------------------------------------------------------
+
+def images(conn: sqlite3.Connection) -> dict[str, ImageRow]:
+    rows = conn.execute(
+        "SELECT image_id, seq, path, size, mtime_ns, sha256, width, height, input_hash FROM images")
+    return {row[0]: ImageRow(*row) for row in rows}
+
+
+def completions(conn: sqlite3.Connection) -> dict[tuple[str, str, str], tuple[int, str]]:
+    """(image_id, step, fingerprint) -> (seq, output hash) of its newest completion."""
+    rows = conn.execute(
+        "SELECT image_id, step, fingerprint, seq, output_hash FROM completions ORDER BY seq")
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+
+def completion_rows(conn: sqlite3.Connection) -> dict[int, tuple[str, str, str, int, str]]:
+    """seq -> (step, image_id, fingerprint, generation, output hash): the raw unique-key table."""
+    rows = conn.execute(
+        "SELECT seq, step, image_id, fingerprint, generation, output_hash FROM completions")
+    return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+
+def current(conn: sqlite3.Connection) -> dict[tuple[str, str], CurrentRow]:
+    """(image_id, step) -> the completion its record shows now."""
+    rows = conn.execute("SELECT image_id, step, fingerprint, seq, output_hash FROM current")
+    return {(r[0], r[1]): CurrentRow(r[2], r[3], r[4]) for r in rows}
+
+
+def runs(conn: sqlite3.Connection) -> list[RunRow]:
+    rows = conn.execute(
+        "SELECT run_id, number, started_at, finished_at, status FROM runs ORDER BY number")
+    return [RunRow(*row) for row in rows]
+
+
+def next_generation(conn: sqlite3.Connection) -> int:
+    """A completion generation no completion uses yet (for a run that forces reprocessing)."""
+    return int(conn.execute(
+        "SELECT COALESCE(MAX(generation), 0) + 1 FROM completions").fetchone()[0])
+
+
+def completed_per_step(conn: sqlite3.Connection) -> dict[str, int]:
+    """step -> images with a current completion."""
+    return {step: int(n) for step, n in
+            conn.execute("SELECT step, COUNT(*) FROM current GROUP BY step")}
+
+
+def image_count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+
+
+# -- the event log -----------------------------------------------------------------------------
+
+def event_body(conn: sqlite3.Connection, seq: int) -> str | None:
+    row = conn.execute("SELECT body FROM events WHERE seq = ?", (seq,)).fetchone()
+    return row[0] if row is not None else None
+
+
+def event_rows(conn: sqlite3.Connection, types: Iterable[str] | None = None, *,
+               image_id: str | None = None, after: int = 0) -> Iterator[tuple[int, str]]:
+    """(seq, body) in ledger order, optionally of some types or of one image."""
+    sql = "SELECT seq, body FROM events WHERE seq > ?"
+    params: list[object] = [after]
+    if types is not None:
+        kinds = list(types)
+        sql += f" AND type IN ({','.join('?' * len(kinds))})"
+        params.extend(kinds)
+    if image_id is not None:
+        sql += " AND image_id = ?"
+        params.append(image_id)
+    yield from conn.execute(sql + " ORDER BY seq", params)
+
+
+def all_event_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str | None,
+                                                                str | None, str]]:
+    """(seq, type, image_id, step, body) of every event, in order (for the integrity check)."""
+    yield from conn.execute("SELECT seq, type, image_id, step, body FROM events ORDER BY seq")
+
+
+def latest_event_row(conn: sqlite3.Connection, type_: str) -> tuple[int, str] | None:
+    row = conn.execute("SELECT seq, body FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1",
+                       (type_,)).fetchone()
+    return (row[0], row[1]) if row is not None else None
+
+
+def image_history_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, int, str]]:
+    """(image_id, seq, body) of the record-making events, image by image in id order."""
+    yield from conn.execute(
+        f"SELECT image_id, seq, body FROM events WHERE image_id IS NOT NULL AND type IN "
+        f"({','.join('?' * len(IMAGE_EVENT_TYPES))}) ORDER BY image_id, seq",
+        IMAGE_EVENT_TYPES,
+    )
+
+
+def count_events(conn: sqlite3.Connection, type_: str | None = None) -> int:
+    if type_ is None:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    return int(conn.execute("SELECT COUNT(*) FROM events WHERE type = ?", (type_,)).fetchone()[0])
+
+
+# -- outcomes and aggregates -------------------------------------------------------------------
+
+def latest_outcomes(conn: sqlite3.Connection) -> dict[tuple[str, str], Outcome]:
+    """(image_id, step) -> its latest outcome: completed, selected again, or failed (with kind).
+
+    The one query for "did the last attempt at this step fail", used by `--retry-failed` and
+    `status` alike.
+    """
+    rows = conn.execute(
+        f"SELECT image_id, step, type, json_extract({_BODY}, '$.kind') FROM ("
+        "  SELECT image_id, step, type, body, ROW_NUMBER() OVER ("
+        "    PARTITION BY image_id, step ORDER BY seq DESC) AS newest"
+        f"  FROM events WHERE image_id IS NOT NULL AND type IN "
+        f"({','.join('?' * len(OUTCOME_TYPES))})"
+        ") WHERE newest = 1", OUTCOME_TYPES)
+    return {(image_id, step): Outcome(kind, failure if kind == "step_failed" else None)
+            for image_id, step, kind, failure in rows}
+
+
+def failed_images(conn: sqlite3.Connection) -> set[str]:
+    """Images whose latest outcome at some step is a failure."""
+    return {image for (image, _), outcome in latest_outcomes(conn).items() if outcome.failed}
+
+
+def attempt_failures(conn: sqlite3.Connection) -> Counter[str]:
+    """Failed attempts (retried or not) by kind."""
+    return Counter({str(kind): int(n) for kind, n in conn.execute(
+        f"SELECT json_extract({_BODY}, '$.kind'), COUNT(*) FROM events "
+        "WHERE type = 'attempt_failed' GROUP BY 1")})
+
+
+def token_totals(conn: sqlite3.Connection) -> dict[str, int]:
+    """Tokens of every recorded response: prompt, answer and thinking."""
+    prompt, answer, thinking = conn.execute(
+        f"SELECT SUM(json_extract({_BODY}, '$.usage.prompt_tokens')), "
+        f"SUM(json_extract({_BODY}, '$.usage.completion_tokens')), "
+        f"SUM(json_extract({_BODY}, '$.usage.thinking_tokens')) FROM events "
+        "WHERE type = 'response_received'").fetchone()
+    return {"prompt": int(prompt or 0), "answer": int(answer or 0),
+            "thinking": int(thinking or 0)}

@@ -1,0 +1,59 @@
+"""What every pipeline's spec block shares: the workflow settings of the engine, and the block's
+shape (`vlm`, `workflow`, `data`). Each pipeline extends `WorkflowConfig` with its steps (and more)
+and brings its own data model; the spec is composed from the registered pipelines.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from auto_label.backends.registry import VLMConfigBase
+
+
+class ConfigBlock(BaseModel):
+    """A block of the spec: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryConfig(ConfigBlock):
+    """How a failed request is retried (429, 5xx, timeouts, connection errors, junk output)."""
+
+    max_attempts: int = Field(default=5, ge=1, le=100, description="requests per step and image")
+    backoff_base: float = Field(default=1.0, ge=0.0, description="first backoff cap, seconds")
+    backoff_max: float = Field(default=60.0, ge=0.0, description="backoff cap, seconds")
+    parse_retries: int = Field(default=1, ge=0, le=10, description="fresh samples after junk")
+
+
+class WorkflowConfig(ConfigBlock):
+    """`<block>.workflow`: how the engine runs. A pipeline's subclass declares `steps` with every
+    step number of the pipeline, in order, as its default: those are the steps it allows."""
+
+    steps: list[str]
+    max_workers: int = Field(default=4, ge=1, le=512)
+    force_reprocess: bool = False
+    rpm: int | None = Field(default=None, gt=0, description="requests per minute, optional")
+    retries: RetryConfig = RetryConfig()
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps(cls, value: object) -> list[str]:
+        allowed = tuple(cls.model_fields["steps"].default or ())
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"must be a list of step numbers from {list(allowed)}")
+        steps = [str(v).strip() for v in value]
+        unknown = [s for s in steps if s not in allowed]
+        if unknown:
+            raise ValueError(f"unknown step {unknown[0]!r}; the steps are {list(allowed)}")
+        if not steps:
+            raise ValueError("must name at least one step")
+        return sorted(set(steps), key=allowed.index)
+
+
+class PipelineBlock(ConfigBlock):
+    """`<autolabel_type>`: the block of one pipeline. The spec composes a subclass per pipeline
+    with its own workflow and data models."""
+
+    vlm: VLMConfigBase
+    workflow: WorkflowConfig
+    data: BaseModel

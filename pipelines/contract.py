@@ -1,0 +1,162 @@
+"""What a pipeline is, for the engine: its steps, how each builds its prompt and parses the answer
+into a typed, versioned output, how its inputs are read and its records made.
+
+The engine (`auto_label.pipelines.engine`) does everything else (planning, fingerprints, requests,
+retries, events) the same way for every step of every pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from auto_label.boxes import Convention
+from auto_label.ledger.events import ImageSeeded, StepCompleted
+from auto_label.ledger.versioning import Versioned
+from auto_label.pipelines.config import WorkflowConfig
+
+
+class StepOutput(BaseModel, Versioned):
+    """A step's output: frozen, typed, versioned (`class_version` with `upcast_vN_vN+1` beside
+    it). Stored as `step_completed.output` with its version in `output_version`; boxes in it are
+    already in pixels of the original image."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def from_stored(cls, raw: Mapping[str, Any], version: int) -> Self:
+        """A stored output of `version`, upcast and validated. Raises ValueError when it does not
+        fit (pydantic's ValidationError included), NewerVersionError for a newer version."""
+        return cls.model_validate(cls.upcast(dict(raw), version))
+
+    def to_stored(self) -> dict[str, Any]:
+        """The JSON-able dict that goes into the ledger (and into the output hash)."""
+        return self.model_dump(mode="json")
+
+
+OutputT = TypeVar("OutputT", bound=StepOutput)
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image to process, as read from the pipeline's inputs."""
+
+    image_id: str
+    path: Path
+    """where to read the file"""
+    image_path: str
+    """the path as the record shows it"""
+    caption: str | None
+    source: str
+    """where it was listed, for messages: `input.jsonl:12`"""
+    extra: dict[str, Any] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def imports(self) -> dict[str, dict[str, Any]]:
+        """Step outputs the input already holds (seeding from earlier annotations): step -> the
+        output's stored form, at its model's current version. They live in `extra`, so that a
+        change to them re-seeds the image."""
+        imports = self.extra.get("imports", {})
+        return imports if isinstance(imports, dict) else {}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a pipeline reads before a run: the images, and what was skipped on the way."""
+
+    items: list[ImageInput]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepInput:
+    """Everything a step may use to build its prompt and read its answer."""
+
+    image_id: str
+    caption: str | None
+    extra: Mapping[str, Any]
+    upstream: Mapping[str, StepOutput]
+    """step number -> that step's output"""
+    convention: Convention
+    sent_size: tuple[int, int]
+    """(width, height) of the image as sent to the model"""
+    original_size: tuple[int, int]
+    """(width, height) of the image file: the frame every stored box is in"""
+
+    def output(self, step: str, model: type[OutputT]) -> OutputT:
+        """The upstream output of `step`, as the model it must be (TypeError otherwise)."""
+        value = self.upstream[step]
+        if not isinstance(value, model):
+            raise TypeError(f"step {step}'s output is a {type(value).__name__}, "
+                            f"not a {model.__name__}")
+        return value
+
+
+@dataclass(frozen=True)
+class Immediate:
+    """A step's output known without asking the model (e.g. nothing to ground)."""
+
+    output: StepOutput
+
+
+@dataclass(frozen=True)
+class PromptVersion:
+    """A prompt template's identity: part of every fingerprint of its step. Editing the text means
+    bumping `version` (the contract tests pin each version's text through `example`)."""
+
+    task: str
+    """e.g. grounding.extract"""
+    version: int
+    example: Callable[[], str]
+    """the template rendered with fixed arguments (every box convention where boxes appear)"""
+
+
+@dataclass(frozen=True)
+class Step:
+    number: str
+    name: str
+    """as in `pipeline_steps`, e.g. step0_expression_extraction"""
+    prompt: PromptVersion
+    needs: tuple[str, ...]
+    output: type[StepOutput]
+    build: Callable[[StepInput], str | Immediate]
+    parse: Callable[[str, StepInput], StepOutput]
+    """raw model text -> output; raises ParseError"""
+    json_output: bool = True
+    """the answer is JSON (backends that have a JSON mode use it)"""
+    uses_caption: bool = False
+    uses_extra: tuple[str, ...] = ()
+    """keys of the seed's `extra` that determine the answer"""
+
+    def stored_output(self, event: StepCompleted) -> StepOutput:
+        """The typed output of one of this step's completions, upcast from its version."""
+        return self.output.from_stored(event.output, event.output_version)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    steps: tuple[Step, ...]
+    workflow: type[WorkflowConfig]
+    data: type[BaseModel]
+    read_inputs: Callable[[Any], Inputs]
+    """the block's data config (an instance of `data`) -> images to process; raises InputError"""
+    to_record: Callable[[ImageSeeded, str, Mapping[str, StepOutput]], dict[str, Any]]
+    """(seed, image_id, the valid current outputs by step) -> the unified record"""
+    check_seed: Callable[[ImageSeeded], list[str]] | None = None
+    """problems with a seeded image's inputs that only its size reveals (one line each)"""
+
+    def step(self, number: str) -> Step:
+        for step in self.steps:
+            if step.number == number:
+                return step
+        raise KeyError(number)
+
+    def downstream(self, number: str) -> list[Step]:
+        return [s for s in self.steps if number in s.needs]

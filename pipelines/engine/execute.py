@@ -1,0 +1,219 @@
+"""Running one step for one image: the request/response loop and the events it leaves.
+
+Each attempt appends `request_sent`, then `response_received` and/or `attempt_failed`; the step ends
+with exactly one `step_completed` or `step_failed` (or with neither when the run is stopped, so that
+the next run picks the image up again). A response and the completion parsed from it are committed
+in the same transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from auto_label.backends.base import (
+    AuthFailed,
+    Backend,
+    BackendError,
+    PreparedImage,
+    VLMRequest,
+    VLMResponse,
+)
+from auto_label.errors import AuthRejected
+from auto_label.ledger.events import (
+    AttemptFailed,
+    RequestSent,
+    ResponseReceived,
+    StepCompleted,
+    StepFailed,
+    Usage,
+)
+from auto_label.ledger.fingerprint import content_hash
+from auto_label.ledger.writer import LedgerWriter
+from auto_label.pipelines.answers import ParseError
+from auto_label.pipelines.config import RetryConfig
+from auto_label.pipelines.contract import Immediate, Step, StepInput, StepOutput
+from auto_label.pipelines.engine.retry import RetryableFailure, Stopped, retrying
+
+TRUNCATED = {"length", "max_tokens", "MAX_TOKENS"}
+
+
+class Pacer(Protocol):
+    def acquire(self, stop: threading.Event) -> bool:
+        """Wait for the next request slot; False when the run stops meanwhile."""
+
+    def feedback(self, rate_limited: bool) -> None:
+        """How the last request went."""
+
+
+@dataclass(frozen=True)
+class StepJob:
+    image_id: str
+    step: Step
+    fingerprint: str
+    upstream: dict[str, str]
+    """upstream step -> the output hash this job builds on"""
+    ctx: StepInput
+    image: PreparedImage
+
+
+@dataclass(frozen=True)
+class Completed:
+    output: StepOutput
+    output_hash: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    kind: str
+    message: str
+
+
+class _Tries:
+    attempts = 0
+    parse_failures = 0
+
+
+class StepExecutor:
+    def __init__(self, backend: Backend, writer: LedgerWriter, retry: RetryConfig,
+                 stop: threading.Event, *, run_id: str, generation: int,
+                 pacer: Pacer | None = None) -> None:
+        self.backend = backend
+        self.writer = writer
+        self.retry = retry
+        self.stop = stop
+        self.run_id = run_id
+        self.generation = generation
+        self.pacer = pacer
+        self.parameters = backend.describe()
+        self.requests = 0
+        self._count_lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def execute(self, job: StepJob) -> Completed | Failed | None:
+        """Run the step; None when the run was stopped before it ended."""
+        built = job.step.build(job.ctx)
+        if isinstance(built, Immediate):
+            return self._complete(job, built.output, None, None)
+        request = VLMRequest(prompt=built, image=job.image, json_output=job.step.json_output)
+        tries = _Tries()
+        try:
+            for attempt in retrying(self.retry, self.stop):
+                with attempt:
+                    number = attempt.retry_state.attempt_number
+                    return self._attempt(job, request, number, tries)
+        except RetryableFailure as last:
+            if self.stop.is_set():
+                return None
+            plural = "s" if tries.attempts != 1 else ""
+            return self._fail(job, last.kind, f"{last} (gave up after {tries.attempts} "
+                              f"attempt{plural})")
+        except Stopped:
+            return None
+        return None  # not reached: the loop returns or raises
+
+    def _attempt(self, job: StepJob, request: VLMRequest, number: int,
+                 tries: _Tries) -> Completed | Failed:
+        if self.pacer is not None and not self.pacer.acquire(self.stop):
+            raise Stopped
+        tries.attempts = number
+        request_id = f"{self.run_id[:16]}-{next(self._ids)}"  # unique: run ids are uuid4
+        self.writer.put(RequestSent(
+            run_id=self.run_id, request_id=request_id, image_id=job.image_id,
+            step=job.step.number, attempt=number, fingerprint=job.fingerprint,
+            backend=self.backend.name, model=str(self.parameters.get("model", "")),
+            parameters=self.parameters, prompt=request.prompt, image_sha256=job.image.sha256,
+            sent_width=job.image.sent_size[0], sent_height=job.image.sent_size[1],
+        ))
+        with self._count_lock:
+            self.requests += 1
+        started = time.monotonic()
+        try:
+            response = self.backend.complete(request)
+        except BackendError as exc:
+            self._feedback(exc.kind == "rate_limited")
+            self.writer.put(AttemptFailed(
+                run_id=self.run_id, request_id=request_id, image_id=job.image_id,
+                step=job.step.number, attempt=number, kind=exc.kind, message=str(exc),
+                retry_after_s=exc.retry_after, status_code=exc.status_code,
+            ))
+            if isinstance(exc, AuthFailed):
+                raise AuthRejected(f"the endpoint rejected the API key ({exc})") from None
+            if exc.retryable:
+                raise RetryableFailure(exc.kind, str(exc), exc.retry_after) from None
+            return self._fail(job, exc.kind, str(exc), raw_text=exc.raw_text,
+                              request_id=request_id)
+        self._feedback(False)
+        received = self._received(job, request_id, number, response, time.monotonic() - started)
+        if response.finish_reason in TRUNCATED:
+            # Complete entries could be salvaged, but the record would silently lack the rest:
+            # a cut answer is asked again like a junk one, and fails the step if it stays cut.
+            return self._unusable(job, request_id, number, tries, received, "truncated",
+                                  "the answer was cut at the token limit (raise max_tokens / "
+                                  "max_output_tokens if this persists)", response.text)
+        try:
+            output = job.step.parse(response.text, job.ctx)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            if not isinstance(exc, ParseError):  # a shape the parser let through
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                exc = ParseError(f"unexpected answer shape ({type(exc).__name__}: {first})")
+            return self._unusable(job, request_id, number, tries, received, "unparseable",
+                                  str(exc), response.text)
+        return self._complete(job, output, request_id, received)
+
+    def _unusable(self, job: StepJob, request_id: str, number: int, tries: _Tries,
+                  received: ResponseReceived, kind: str, message: str, text: str) -> Failed:
+        """An answer that cannot be used: a fresh sample while parse retries last, then fail."""
+        if tries.parse_failures < self.retry.parse_retries:
+            tries.parse_failures += 1
+            self.writer.put(received, AttemptFailed(
+                run_id=self.run_id, request_id=request_id, image_id=job.image_id,
+                step=job.step.number, attempt=number, kind=kind, message=message,
+            ))
+            raise RetryableFailure(kind, message)
+        return self._fail(job, kind, message, raw_text=text, request_id=request_id,
+                          received=received)
+
+    def _feedback(self, rate_limited: bool) -> None:
+        if self.pacer is not None:
+            self.pacer.feedback(rate_limited)
+
+    def _received(self, job: StepJob, request_id: str, number: int, response: VLMResponse,
+                  latency: float) -> ResponseReceived:
+        return ResponseReceived(
+            run_id=self.run_id, request_id=request_id, image_id=job.image_id,
+            step=job.step.number, attempt=number, text=response.text,
+            finish_reason=response.finish_reason,
+            usage=Usage(prompt_tokens=response.prompt_tokens,
+                        completion_tokens=response.completion_tokens,
+                        thinking_tokens=response.thinking_tokens),
+            latency_s=round(latency, 4), model_version=response.model_version,
+            response_id=response.response_id,
+        )
+
+    def _complete(self, job: StepJob, output: StepOutput, request_id: str | None,
+                  received: ResponseReceived | None) -> Completed:
+        stored = output.to_stored()
+        output_hash = content_hash(stored)
+        completed = StepCompleted(
+            run_id=self.run_id, image_id=job.image_id, step=job.step.number,
+            fingerprint=job.fingerprint, generation=self.generation, output=stored,
+            output_version=output.class_version, output_hash=output_hash,
+            upstream=job.upstream, request_id=request_id,
+        )
+        self.writer.put(*([received] if received is not None else []), completed)
+        return Completed(output, output_hash)
+
+    def _fail(self, job: StepJob, kind: str, message: str, *, raw_text: str | None = None,
+              request_id: str | None = None, received: ResponseReceived | None = None) -> Failed:
+        line = f"{job.image_id} step {job.step.number} ({job.step.name}): {message}"
+        failed = StepFailed(
+            run_id=self.run_id, image_id=job.image_id, step=job.step.number,
+            fingerprint=job.fingerprint, kind=kind, message=line, raw_text=raw_text,
+            request_id=request_id,
+        )
+        self.writer.put(*([received] if received is not None else []), failed)
+        return Failed(kind, line)

@@ -1,0 +1,78 @@
+"""How a run reports progress and what it returns: a sink protocol (the CLI renders it with rich;
+a notebook may pass its own or none) and the run summary.
+
+Every (image, selected step) pair ends the run with exactly one outcome:
+- `completed`: answered, parsed and recorded in this run;
+- `cached`: already completed for the same fingerprint before this run;
+- `failed`: this run tried and gave up (the event says why);
+- `skipped`: not tried because an upstream step failed or never completed for the image.
+Pairs without an outcome were not reached (the run was interrupted).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+OUTCOMES = ("completed", "cached", "failed", "skipped")
+
+
+class ProgressSink(Protocol):
+    def begin(self, steps: list[tuple[str, str]], images: int) -> None:
+        """The run starts: (number, name) of each selected step, and how many images."""
+
+    def advance(self, step: str, outcome: str) -> None:
+        """One image reached an outcome for a step (called from one thread at a time)."""
+
+    def note(self, message: str) -> None:
+        """A one-line message worth showing (a retry wave, a rejected image...)."""
+
+    def end(self) -> None:
+        """The run is over (before the summary is printed)."""
+
+
+class NullProgress:
+    def begin(self, steps: list[tuple[str, str]], images: int) -> None:
+        pass
+
+    def advance(self, step: str, outcome: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    pipeline: str
+    results_dir: Path
+    images: int
+    steps: list[tuple[str, str]]
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    """step number -> outcome -> images"""
+    failures: Counter[str] = field(default_factory=Counter)
+    """failure kind -> failed (image, step) pairs"""
+    examples: list[str] = field(default_factory=list)
+    """the first few failure messages, one line each"""
+    requests: int = 0
+    interrupted: str | None = None
+    """the signal or reason that stopped the run early"""
+    outputs: list[Path] = field(default_factory=list)
+    records: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """input problems that were skipped (unlabelled images, malformed label rows...)"""
+
+    @property
+    def complete(self) -> bool:
+        """Every image completed every selected step (now or before)."""
+        return self.interrupted is None and all(
+            self.counts.get(n, Counter())["completed"] + self.counts.get(n, Counter())["cached"]
+            == self.images
+            for n, _ in self.steps
+        )

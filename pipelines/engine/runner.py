@@ -1,0 +1,335 @@
+"""A run: plan which (image, step) pairs need the model, run them on a worker pool, record it all.
+
+The parts: `planning` decides (pure), `session` holds the lock and the run's events, `pool` runs
+tasks, `seeding` and `image_cache` read images, `execute` asks the model for one step of one image,
+`tracker` counts outcomes. This module wires them: for each input image, either its seed is still
+valid (its steps are planned at once) or it is seeded by a worker first; when a step completes,
+planning runs again for that image, so downstream steps start as soon as they can (per-image
+pipelining). An image's later steps go before other images' earlier ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auto_label.backends.base import Backend, PreparedImage
+from auto_label.errors import AuthRejected
+from auto_label.ledger import queries
+from auto_label.ledger.events import ImageRejected, StepCompleted, StepFailed, StepSelected
+from auto_label.pipelines.config import WorkflowConfig
+from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
+from auto_label.pipelines.engine import planning
+from auto_label.pipelines.engine.execute import Completed, Failed, Pacer, StepExecutor, StepJob
+from auto_label.pipelines.engine.image_cache import ImageCache
+from auto_label.pipelines.engine.planning import (
+    Ask,
+    Decision,
+    ImageFacts,
+    Progress,
+    Projections,
+    Resolved,
+    Reuse,
+    Settings,
+    Skip,
+)
+from auto_label.pipelines.engine.pool import Task, WorkerPool
+from auto_label.pipelines.engine.progress import NullProgress, ProgressSink, RunSummary
+from auto_label.pipelines.engine.seeding import ImageProblem, seed_image
+from auto_label.pipelines.engine.session import RunSession, RunStatus
+from auto_label.pipelines.engine.tracker import MAX_NOTES, Tracker
+
+
+@dataclass
+class _Image:
+    """An image of this run; `progress` and `size` change under the runner's lock."""
+
+    item: ImageInput
+    facts: ImageFacts | None = None
+    size: tuple[int, int] = (0, 0)
+    progress: Progress = field(default_factory=Progress)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run needs besides the pipeline and the backend."""
+
+    results_dir: Path
+    workflow: WorkflowConfig
+    data: Any
+    """the pipeline's data config"""
+    spec: dict[str, Any]
+    """the whole spec, keys masked, for run_started"""
+    retry_failed: bool = False
+
+
+def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
+                 progress: ProgressSink | None = None, stop: threading.Event | None = None,
+                 pacer: Pacer | None = None) -> RunSummary:
+    """Run `pipeline` on its inputs as `options` say; returns the run's summary.
+
+    Raises InputError / SpecError before any request for bad inputs, LedgerError for an unusable
+    results_dir (or one another run holds), AuthRejected when the endpoint rejects the key (after
+    the requests in flight are recorded). `stop.set()` from another thread ends the run early.
+    """
+    inputs = pipeline.read_inputs(options.data)
+    stop = stop or threading.Event()
+    workflow = options.workflow
+    settings = Settings(pipeline, frozenset(workflow.steps), workflow.force_reprocess,
+                        backend.describe())
+    steps = settings.selected_steps
+    summary = RunSummary("", pipeline.name, options.results_dir, 0,
+                         [(s.number, s.name) for s in steps])
+    tracker = Tracker(summary, progress or NullProgress())
+    session = RunSession.start(
+        options.results_dir, pipeline=pipeline.name, steps=[s.number for s in steps],
+        spec=options.spec, backend=backend.name, model=str(settings.model.get("model", "")),
+        force=settings.force, on_commit=tracker.committed)
+    try:
+        items = inputs.items
+        if options.retry_failed:
+            failed = queries.failed_images(session.ledger.connection())
+            items = [item for item in items if item.image_id in failed]
+        summary.run_id, summary.images = session.run_id, len(items)
+        executor = StepExecutor(backend, session.writer, workflow.retries, stop,
+                                run_id=session.run_id, generation=session.generation,
+                                pacer=pacer)
+        run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop)
+        interrupted = run.work(items, inputs.warnings)
+    except BaseException:
+        stop.set()
+        session.close_on_error()
+        raise
+    status: RunStatus = "aborted" if run.abort else "interrupted" if interrupted else "completed"
+    if interrupted and summary.interrupted is None:
+        summary.interrupted = status
+    summary.requests = executor.requests
+    session.finish(status, {step: dict(counts) for step, counts in summary.counts.items()})
+    if run.abort is not None:
+        raise run.abort
+    return summary
+
+
+class _Run:
+    """The images of one run, planned and worked on by the pool."""
+
+    def __init__(self, settings: Settings, session: RunSession, executor: StepExecutor,
+                 tracker: Tracker, backend: Backend, workers: int,
+                 stop: threading.Event) -> None:
+        self.settings = settings
+        self.pipeline = settings.pipeline
+        self.steps = settings.selected_steps
+        self.session = session
+        self.executor = executor
+        self.tracker = tracker
+        self.backend = backend
+        self.stop = stop
+        self.images = ImageCache(2 * workers + 4, backend.max_image_side)
+        self.pool = WorkerPool(workers, stop, self._unexpected)
+        self.projections = Projections()
+        self.abort: AuthRejected | None = None
+        self._lock = threading.Lock()
+
+    def work(self, items: list[ImageInput], warnings: list[str]) -> bool:
+        """Plan and run every image; True when the run was stopped before the end."""
+        self.tracker.progress.begin(self.tracker.summary.steps, len(items))
+        self.tracker.warn(warnings, show=MAX_NOTES)
+        try:
+            self.pool.start()
+            self._plan(items)
+            self.pool.wait()
+        finally:
+            interrupted = self.stop.is_set()
+            self.pool.shutdown()  # whatever is still queued is left for the next run
+            self.session.writer.flush()  # completions are counted as they are committed
+            self.tracker.progress.end()
+        return interrupted
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _plan(self, items: list[ImageInput]) -> None:
+        conn = self.session.ledger.connection()
+        rows = queries.images(conn)
+        self.projections = Projections(queries.completions(conn), queries.current(conn))
+        for item in items:
+            image = _Image(item)
+            row = rows.get(item.image_id)
+            try:
+                stat = item.path.stat()
+            except OSError:
+                stat = None
+            if row is not None and planning.unchanged(row, item, stat):
+                image.facts, image.size = ImageFacts(item, row.sha256), (row.width, row.height)
+                with self._lock:
+                    self._decide(image)
+            else:
+                self.pool.submit(0, self._task(image, None, functools.partial(self._seed, image)))
+
+    def _decide(self, image: _Image) -> None:
+        """Plan what can be planned for `image` now and act on it (lock held)."""
+        assert image.facts is not None
+        image.progress, decisions = planning.decide(image.facts, image.progress, self.settings,
+                                                    self.projections)
+        for decision in decisions:
+            self._apply(image, decision)
+
+    def _apply(self, image: _Image, decision: Decision) -> None:
+        step = decision.step
+        if isinstance(decision, Ask):
+            priority = -(self.pipeline.steps.index(step) + 1)
+            self.pool.submit(priority, self._task(
+                image, step, functools.partial(self._ask, image, decision), decision.fingerprint))
+        elif isinstance(decision, Reuse):
+            if decision.select:
+                self.session.writer.put(StepSelected(
+                    run_id=self.session.run_id, image_id=image.item.image_id, step=step.number,
+                    fingerprint=decision.fingerprint))
+            self.tracker.outcome(step.number, "cached")
+        elif isinstance(decision, Skip):
+            self.tracker.outcome(step.number, "skipped")
+
+    # -- tasks ---------------------------------------------------------------------------------
+
+    def _task(self, image: _Image, step: Step | None, body: Callable[[], None],
+              fingerprint: str = "") -> Task:
+        """`body` with the run's error handling: a rejected key stops the run, any other error
+        fails this image's step (or its seeding) with the error named."""
+
+        def task() -> None:
+            try:
+                body()
+            except AuthRejected as exc:
+                self.abort = self.abort or exc
+                self.stop.set()
+            except Exception as exc:
+                problem = f"internal error {type(exc).__name__}: {exc}"
+                if step is None:
+                    self._reject(image, "internal_error", problem)
+                else:
+                    self._fail(image, step, fingerprint, "internal_error", problem)
+
+        return task
+
+    def _unexpected(self, task: Task, exc: Exception) -> None:
+        self.tracker.warn([f"internal error in the worker pool: {type(exc).__name__}: {exc}"])
+
+    def _seed(self, image: _Image) -> None:
+        item = image.item
+        try:
+            seeded, data = seed_image(item, self.session.run_id)
+            size = (seeded.width, seeded.height)
+            try:
+                self.images.from_bytes(item.image_id, data, sha256=seeded.sha256, size=size)
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise ImageProblem(
+                    "image_corrupt", f"{item.path}: corrupt image, cannot resize it ({exc})"
+                ) from None
+        except ImageProblem as problem:
+            self._reject(image, problem.kind, str(problem))
+            return
+        self.session.writer.put(seeded)
+        problems = self.pipeline.check_seed(seeded) if self.pipeline.check_seed else []
+        self.tracker.warn(problems)
+        with self._lock:
+            image.facts, image.size = ImageFacts(item, seeded.sha256), size
+            image.progress, found = planning.imports(image.facts, image.progress, self.settings,
+                                                     self.projections)
+            for imported in found:
+                if imported.exists:
+                    self.session.writer.put(StepSelected(
+                        run_id=self.session.run_id, image_id=item.image_id,
+                        step=imported.step.number, fingerprint=imported.fingerprint))
+                else:
+                    self.session.writer.put(StepCompleted(
+                        run_id=self.session.run_id, image_id=item.image_id,
+                        step=imported.step.number, fingerprint=imported.fingerprint,
+                        output=imported.stored, output_version=imported.step.output.class_version,
+                        output_hash=imported.output_hash, upstream=imported.upstream,
+                        source=item.source))
+            self._decide(image)
+
+    def _reject(self, image: _Image, kind: str, problem: str) -> None:
+        """The image cannot be used: its first steps fail, the rest are skipped."""
+        item = image.item
+        failing, skipped = planning.unusable(self.settings)
+        messages = {s.number: f"{item.image_id} step {s.number} ({s.name}): {problem}"
+                    for s in failing}
+        self.session.writer.put(
+            ImageRejected(run_id=self.session.run_id, image_id=item.image_id,
+                          path=str(item.path), kind=kind, message=problem, source=item.source),
+            *[StepFailed(run_id=self.session.run_id, image_id=item.image_id, step=s.number,
+                         fingerprint="", kind=kind, message=messages[s.number])
+              for s in failing],
+        )
+        with self._lock:
+            for step in failing:
+                self.tracker.failed(step.number, kind, messages[step.number])
+            for step in skipped:
+                if step.number not in image.progress.decided:
+                    self.tracker.outcome(step.number, "skipped")
+            image.progress = Progress(decided=frozenset(s.number for s in self.steps),
+                                      dead=frozenset(s.number for s in self.steps))
+
+    def _ask(self, image: _Image, ask: Ask) -> None:
+        item, step = image.item, ask.step
+        assert image.facts is not None
+        try:
+            prepared = self.images.get(item.image_id, item.path, sha256=image.facts.sha256,
+                                       size=image.size)
+        except OSError as exc:
+            self._fail(image, step, ask.fingerprint, "image_unreadable",
+                       f"{item.path}: cannot read the image ({exc.strerror or exc})")
+            return
+        job = StepJob(item.image_id, step, ask.fingerprint, ask.upstream,
+                      self._step_input(image, step, prepared), prepared)
+        result = self.executor.execute(job)
+        if isinstance(result, Completed):
+            with self._lock:
+                image.progress = planning.completed(
+                    image.progress, step.number,
+                    Resolved(result.output_hash, None, result.output))
+                self._decide(image)
+        elif isinstance(result, Failed):
+            self._failed(image, step, result.kind, result.message)
+
+    def _step_input(self, image: _Image, step: Step, prepared: PreparedImage) -> StepInput:
+        item = image.item
+        return StepInput(
+            image_id=item.image_id, caption=item.caption, extra=item.extra,
+            upstream=self._upstream(image, step), convention=self.backend.convention,
+            sent_size=prepared.sent_size, original_size=image.size)
+
+    def _upstream(self, image: _Image, step: Step) -> Mapping[str, StepOutput]:
+        """The outputs `step` builds on, read back from the ledger when not in memory.
+        Raises LedgerError when a projection points at anything but a completion."""
+        outputs: dict[str, StepOutput] = {}
+        for number in step.needs:
+            resolved = image.progress.resolved[number]
+            if resolved.output is not None:
+                outputs[number] = resolved.output
+                continue
+            assert resolved.seq is not None
+            event = self.session.ledger.completion(resolved.seq)
+            outputs[number] = self.pipeline.step(number).stored_output(event)
+        return outputs
+
+    def _fail(self, image: _Image, step: Step, fingerprint: str, kind: str,
+              problem: str) -> None:
+        """Record a failure of `step` found outside the executor, then count it."""
+        message = f"{image.item.image_id} step {step.number} ({step.name}): {problem}"
+        self.session.writer.put(StepFailed(
+            run_id=self.session.run_id, image_id=image.item.image_id, step=step.number,
+            fingerprint=fingerprint, kind=kind, message=message))
+        self._failed(image, step, kind, message)
+
+    def _failed(self, image: _Image, step: Step, kind: str, message: str) -> None:
+        """Count a recorded failure; the steps that need this one are skipped."""
+        with self._lock:
+            self.tracker.failed(step.number, kind, message)
+            image.progress = planning.failed(image.progress, step.number)
+            if image.facts is not None:
+                self._decide(image)

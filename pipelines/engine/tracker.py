@@ -1,0 +1,62 @@
+"""Outcome bookkeeping of a run: the summary's counts, failures and warnings, and the progress
+sink, kept in step from every thread (workers, and the ledger writer for completions).
+
+A completion is counted when the ledger has stored it, not when it was parsed: one that the
+unique key refused is reported as a failure and never counted as completed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from auto_label.ledger.events import Event, StepCompleted
+from auto_label.pipelines.engine.progress import ProgressSink, RunSummary
+
+MAX_EXAMPLES = 5
+MAX_NOTES = 20
+
+
+class Tracker:
+    def __init__(self, summary: RunSummary, progress: ProgressSink) -> None:
+        self.summary = summary
+        self.progress = progress
+        self._names = dict(summary.steps)
+        self._lock = threading.Lock()
+
+    def outcome(self, step: str, outcome: str) -> None:
+        """One (image, step) reached `outcome` (cached, skipped; completed comes from commits)."""
+        with self._lock:
+            self.summary.counts.setdefault(step, Counter())[outcome] += 1
+            self.progress.advance(step, outcome)
+
+    def failed(self, step: str, kind: str, message: str) -> None:
+        with self._lock:
+            self.summary.counts.setdefault(step, Counter())["failed"] += 1
+            self.summary.failures[kind] += 1
+            if len(self.summary.examples) < MAX_EXAMPLES:
+                self.summary.examples.append(message)
+            self.progress.advance(step, "failed")
+
+    def warn(self, messages: list[str], *, show: int | None = None) -> None:
+        """Input problems that were skipped: all in the summary; the first `show` (default all)
+        shown as they come, then one line saying how many more."""
+        with self._lock:
+            self.summary.warnings.extend(messages)
+            shown = messages if show is None else messages[:show]
+            for message in shown:
+                self.progress.note(message)
+            if len(messages) > len(shown):
+                self.progress.note(f"... and {len(messages) - len(shown)} more input problems "
+                                   "(see the run summary)")
+
+    def committed(self, events: list[Event], refused: list[StepCompleted]) -> None:
+        """The ledger writer stored `events` and refused `refused` (its on_commit callback)."""
+        for event in events:
+            if isinstance(event, StepCompleted) and not event.source:
+                self.outcome(event.step, "completed")
+        for event in refused:
+            self.failed(event.step, "duplicate_completion",
+                        f"{event.image_id} step {event.step} ({self._names.get(event.step, '')}): "
+                        "the ledger already holds a completion with this fingerprint and "
+                        "generation; this answer was not recorded")

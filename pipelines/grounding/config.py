@@ -1,0 +1,21 @@
+"""The image_grounding block's own settings: its workflow steps and its data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from auto_label.pipelines.config import ConfigBlock, WorkflowConfig
+
+
+class GroundingWorkflow(WorkflowConfig):
+    steps: list[str] = Field(default=["0", "1"])
+    """0 extracts expressions, 1 grounds them"""
+
+
+class GroundingData(ConfigBlock):
+    input_jsonl: Path
+    """one JSON object per line with image_path and caption"""
+    image_root: str = ""
+    """prefix for relative image_path values"""

@@ -1,0 +1,29 @@
+"""The image_referring_expression block's own settings: its workflow steps, output format and
+data."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from auto_label.pipelines.config import ConfigBlock, WorkflowConfig
+
+
+class ReferringWorkflow(WorkflowConfig):
+    steps: list[str] = Field(default=["0", "1", "2", "3"])
+    """0 describes regions, 1 captions, 2 groups into expressions, 3 double-checks"""
+    output_format: Literal["jsonl", "legacy", "both"] = "jsonl"
+    """what a run exports: annotations.jsonl, the legacy per-image text files, or both"""
+
+
+class ReferringData(ConfigBlock):
+    image_dir: str = ""
+    kitti_label_dir: str = ""
+    input_annotations_jsonl: str = ""
+
+    @model_validator(mode="after")
+    def _some_input(self) -> ReferringData:
+        if not self.input_annotations_jsonl and not (self.image_dir and self.kitti_label_dir):
+            raise ValueError("set image_dir and kitti_label_dir, or input_annotations_jsonl")
+        return self
