@@ -38,8 +38,8 @@ def formats_for(names: Sequence[str], pipeline: str) -> list[ExportFormat]:
                 raise ExportError(f"unknown export format {name!r}; the formats are {known}")
             if fmt.pipelines is not None and pipeline not in fmt.pipelines:
                 fits = ", ".join(sorted(fmt.pipelines))
-                raise ExportError(f"the {part} format is for {fits} results; this results_dir "
-                                  f"holds a {pipeline} ledger (use jsonl)")
+                raise ExportError(f"the {part} format is for {fits} results, and this "
+                                  f"results_dir holds {pipeline} results (use jsonl)")
             if fmt not in chosen:
                 chosen.append(fmt)
     return chosen

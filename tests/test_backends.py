@@ -7,12 +7,15 @@ values, so that the runner's retry policy and events are the same whatever the e
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 from support import SIM_KEY
 
 from auto_label.backends.base import (
     AuthFailed,
+    Backend,
     BadResponse,
     Blocked,
     ConnectionFailed,
@@ -22,21 +25,30 @@ from auto_label.backends.base import (
     VLMRequest,
 )
 from auto_label.backends.imageprep import prepare_image
-from auto_label.backends.registry import create_backend, vlm_config_model
+from auto_label.backends.registry import create_backend, plugins, vlm_config_model
+from auto_label.boxes import CONVENTIONS
 from auto_label.pipelines.grounding import prompts
 from auto_label.sim import write_grounding_dataset
 
-BACKENDS = ["openai", "gemini"]
+BACKENDS = sorted(plugins())
+"""Every registered backend (from the auto_label.backends entry points) runs this suite."""
+
+SIM_BLOCKS = {
+    # How each backend reaches the simulator: a new backend adds its line here.
+    "openai": lambda sim: {"base_url": sim.openai_base_url if sim else "http://127.0.0.1:9/v1",
+                           "api_key": SIM_KEY, "model_name": "sim-vlm", "timeout": 2},
+    "gemini": lambda sim: {"base_url": sim.gemini_base_url if sim else "http://127.0.0.1:9",
+                           "api_key": SIM_KEY, "model": "gemini-sim", "timeout": 2,
+                           "media_resolution": "MEDIA_RESOLUTION_HIGH"},
+}
+
+
+def test_every_registered_backend_can_be_pointed_at_the_simulator():
+    assert BACKENDS and set(BACKENDS) <= set(SIM_BLOCKS), "add the backend to SIM_BLOCKS"
 
 
 def make_backend(name: str, sim, **settings):
-    block = {
-        "openai": {"base_url": sim.openai_base_url if sim else "http://127.0.0.1:9/v1",
-                   "api_key": SIM_KEY, "model_name": "sim-vlm", "timeout": 2},
-        "gemini": {"base_url": sim.gemini_base_url if sim else "http://127.0.0.1:9",
-                   "api_key": SIM_KEY, "model": "gemini-sim", "timeout": 2,
-                   "media_resolution": "MEDIA_RESOLUTION_HIGH"},
-    }[name]
+    block = SIM_BLOCKS[name](sim)
     if "base_url" in settings and name == "gemini":
         settings["base_url"] = settings["base_url"].removesuffix("/v1")
     block.update(settings)
@@ -165,3 +177,31 @@ def test_describe_names_the_model_and_parameters_but_never_the_key(backend_name,
     assert described["backend"] == backend_name
     assert described["model"]
     assert SIM_KEY not in repr(described)
+
+
+def test_the_answer_names_the_model_version_and_response_id(backend_name, sim, scene):
+    backend = make_backend(backend_name, sim)
+    try:
+        response = backend.complete(ground_request(scene, backend.convention))
+    finally:
+        backend.close()
+    assert response.model_version and response.response_id
+    assert isinstance(backend, Backend)
+
+
+def test_the_config_has_defaults_and_dumps_its_key_masked(backend_name):
+    plugin = plugins()[backend_name]
+    config = plugin.config.model_validate({"api_key": SIM_KEY})
+    assert config.coordinates in CONVENTIONS
+    dumped = config.model_dump(mode="json")
+    assert dumped["api_key"] == "**********" and SIM_KEY not in repr(config)
+
+
+def test_reading_the_spec_imports_no_sdk():
+    code = ("import sys; from auto_label.spec_loader import load_spec; "
+            "load_spec(None, ['results_dir=/tmp/x', 'autolabel_type=image_grounding', "
+            "'image_grounding.data.input_jsonl=/tmp/in.jsonl']); "
+            "print(sorted(m for m in sys.modules if m in ('openai', 'google.genai')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from support import grounding_overrides, read_jsonl
 from test_resume import write_spec
 from typer.testing import CliRunner
@@ -133,7 +134,14 @@ def test_the_demo_runs_both_pipelines_and_says_where_the_results_are(tmp_path):
     assert len(list((legacy / "labels").iterdir())) == 3
 
 
-@pytest.mark.parametrize("command", ["generate", "export", "status", "demo"])
+COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_the_app_has_the_commands_it_is_known_for():
+    assert {"generate", "export", "status", "demo"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help_and_is_in_the_readme(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output

@@ -229,3 +229,71 @@ def test_the_fold_shows_the_newest_completion_or_selection(events):
                             if isinstance(e, StepCompleted) and e.step == step
                             and e.fingerprint == event.fingerprint][-1]
         assert state.completion(step) == expected
+
+
+def test_a_foreign_database_is_refused_without_being_switched_to_wal(tmp_path):
+    conn = sqlite3.connect(tmp_path / "ledger.db")
+    conn.execute("CREATE TABLE notes (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LedgerError, match="not an auto-label ledger"):
+        Ledger.open(tmp_path)
+    conn = sqlite3.connect(tmp_path / "ledger.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["notes"]
+    conn.close()
+
+
+def test_flush_returns_once_the_callers_own_events_are_committed(tmp_path):
+    """Many threads put; each flushes its own ticket and must then find its event stored."""
+    import threading
+
+    with Ledger.open(tmp_path) as ledger:
+        writer = LedgerWriter(ledger.path, interval=0.5)  # slow ticks: flush must wake it
+        missing: list[str] = []
+
+        def worker(n: int) -> None:
+            reader = Ledger(ledger.path)
+            for i in range(20):
+                image_id = f"w{n}-{i}"
+                writer.flush(writer.put(seeded(image_id=image_id)), timeout=10)
+                found = [e for _, e in reader.events(["image_seeded"], image_id=image_id)]
+                if not found:
+                    missing.append(image_id)
+            reader.close()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        writer.close()
+        assert missing == []
+        assert ledger.count("image_seeded") == 120
+
+
+def test_the_writer_reports_what_it_stored_and_what_it_refused(tmp_path):
+    stored: list[str] = []
+    refused: list[StepCompleted] = []
+
+    def on_commit(events, duplicates):
+        stored.extend(e.type for e in events)
+        refused.extend(duplicates)
+
+    with Ledger.open(tmp_path) as ledger:
+        writer = LedgerWriter(ledger.path, on_commit=on_commit)
+        writer.put(seeded(), completed())
+        writer.flush()
+        duplicate = completed()
+        writer.put(duplicate)
+        writer.close()
+    assert stored == ["image_seeded", "step_completed"]
+    assert refused == [duplicate]
+
+
+def test_reading_a_completion_that_is_another_event_fails_loudly(tmp_path):
+    with Ledger.open(tmp_path) as ledger:
+        ledger.append([seeded()])
+        seq = next(seq for seq, _ in ledger.events(["image_seeded"]))
+        with pytest.raises(LedgerError, match="is a image_seeded event, not the step_completed"):
+            ledger.completion(seq)

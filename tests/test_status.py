@@ -54,6 +54,8 @@ def test_status_reports_outcomes_failures_requests_and_tokens(results):
     ("UPDATE events SET image_id = 'other' WHERE seq = "
      "(SELECT MIN(seq) FROM events WHERE type = 'image_seeded')",
      "disagree with the body"),
+    ("UPDATE runs SET status = 'aborted'", "run_started / run_finished events say"),
+    ("DELETE FROM runs", "run_started / run_finished events say"),
 ])
 def test_check_finds_broken_invariants(results, tamper, problem):
     conn = sqlite3.connect(results / "ledger.db")
@@ -76,3 +78,17 @@ def test_export_of_a_damaged_ledger_is_one_line_pointing_at_the_check(results):
     assert result.exit_code == 2
     assert "is damaged" in result.output and "status --check" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_runs_table_is_a_projection_of_the_run_events(results, sim, tmp_path):
+    from auto_label.ledger import Ledger, queries
+    from auto_label.ledger.events import RunFinished, RunStarted
+
+    with Ledger.open(results, create=False) as ledger:
+        events = [e for _, e in ledger.events(["run_started", "run_finished"])]
+        runs = queries.runs(ledger.connection())
+    started = [e for e in events if isinstance(e, RunStarted)]
+    finished = {e.run_id: e for e in events if isinstance(e, RunFinished)}
+    assert [(r.run_id, r.number, r.started_at, r.finished_at, r.status) for r in runs] == [
+        (e.run_id, i + 1, e.at, finished[e.run_id].at, finished[e.run_id].status)
+        for i, e in enumerate(started)]
