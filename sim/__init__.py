@@ -5,6 +5,9 @@ HTTP server on 127.0.0.1 that speaks the OpenAI chat-completions and Gemini gene
 protocols, decodes the image it is sent and answers every pipeline task from the pixels of
 synthetic scenes (coloured shapes on a plain background) that it also generates, with exact
 ground truth. Latency, faults and rate limits are configurable and reproducible from a seed.
+Like real servers it applies the EXIF orientation of the image it is sent, and it can play
+Qwen2.5-VL's pixel frame (the image as its processor resized it) or Qwen3-VL's 0-1000 boxes
+(frames.py, boxes.py: each behaviour with its public source).
 
 It shares no code with the client side (backends, pipelines, ledger, cli) on purpose: a bug shared
 by both sides would hide itself from every test.
@@ -28,6 +31,7 @@ from .datasets import (
 )
 from .engine import RequestRecord
 from .faults import FAULT_KINDS, OUTCOMES, SimConfig
+from .frames import EXIF_MODES, MODEL_FRAMES, View, smart_resize
 from .scenes import Scene, SceneObject, encode_image, make_scene
 from .server import Simulator
 from .tasks import TASKS, detect_task
@@ -35,7 +39,9 @@ from .vision import Analysis, Component, analyse, analyse_bytes
 
 __all__ = [
     "CONVENTIONS",
+    "EXIF_MODES",
     "FAULT_KINDS",
+    "MODEL_FRAMES",
     "OUTCOMES",
     "TASKS",
     "Analysis",
@@ -47,6 +53,7 @@ __all__ = [
     "SceneObject",
     "SimConfig",
     "Simulator",
+    "View",
     "analyse",
     "analyse_bytes",
     "append_grounding_images",
@@ -56,6 +63,7 @@ __all__ = [
     "encode_box",
     "encode_image",
     "make_scene",
+    "smart_resize",
     "write_grounding_dataset",
     "write_referring_dataset",
 ]

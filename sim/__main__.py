@@ -2,6 +2,15 @@
 
     python -m auto_label.sim serve [--port N] [--latency 0.1] [--fault rate_limit=0.1 ...]
                                    [--rpm N] [--api-key K] [--seed S]
+                                   [--convention-openai xyxy_pixel|xyxy_1000|yxyx_1000]
+                                   [--convention-gemini ...] [--exif apply|ignore]
+                                   [--model-frame sent|qwen2.5_smart_resize]
+                                   [--min-pixels 3136] [--max-pixels 12845056]
+                                   [--resize-factor 28]
+
+A Qwen2.5-VL behind vLLM started with a lower max_pixels, for instance:
+    python -m auto_label.sim serve --model-frame qwen2.5_smart_resize --max-pixels 1003520
+and a Qwen3-VL (relative 0-1000 boxes): --convention-openai xyxy_1000.
     python -m auto_label.sim scenes DIR -n 20 [--kind grounding|referring] [--seed S]
                                    [--format png|jpg|mixed]
 """
@@ -17,6 +26,7 @@ from collections.abc import Sequence
 from .boxes import CONVENTIONS
 from .datasets import write_grounding_dataset, write_referring_dataset
 from .faults import FAULT_KINDS, SimConfig
+from .frames import EXIF_MODES, MODEL_FRAMES
 from .server import Simulator
 
 
@@ -44,8 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--rpm", type=int, default=None, help="requests per minute limit")
     serve.add_argument("--api-key", default=None, help="require this API key")
     serve.add_argument("--seed", type=int, default=0)
-    serve.add_argument("--openai-convention", choices=CONVENTIONS, default="xyxy_pixel")
-    serve.add_argument("--gemini-convention", choices=CONVENTIONS, default="yxyx_1000")
+    serve.add_argument("--convention-openai", "--openai-convention", dest="openai_convention",
+                       choices=CONVENTIONS, default="xyxy_pixel",
+                       help="box convention of OpenAI-protocol answers (Qwen3-VL: xyxy_1000)")
+    serve.add_argument("--convention-gemini", "--gemini-convention", dest="gemini_convention",
+                       choices=CONVENTIONS, default="yxyx_1000",
+                       help="box convention of Gemini answers")
+    serve.add_argument("--exif", choices=EXIF_MODES, default="apply",
+                       help="apply the EXIF orientation of received images (as vLLM) or not")
+    serve.add_argument("--model-frame", choices=MODEL_FRAMES, default="sent",
+                       help="frame of pixel boxes: the image as sent, or as Qwen2.5-VL resizes it")
+    serve.add_argument("--min-pixels", type=int, default=3136,
+                       help="smart_resize min_pixels (qwen2.5_smart_resize frame)")
+    serve.add_argument("--max-pixels", type=int, default=12845056,
+                       help="smart_resize max_pixels (qwen2.5_smart_resize frame)")
+    serve.add_argument("--resize-factor", type=int, default=28,
+                       help="smart_resize factor: patch size x merge size")
     serve.add_argument("--hang-seconds", type=float, default=30.0)
     serve.add_argument("--group-noise", type=float, default=0.0)
     serve.add_argument("--extra-box", type=float, default=0.0)
@@ -66,7 +90,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
         convention_gemini=args.gemini_convention, latency_mean=args.latency,
         latency_jitter=args.jitter, faults=dict(args.fault), rpm=args.rpm, api_key=args.api_key,
         hang_seconds=args.hang_seconds, group_noise=args.group_noise, extra_box=args.extra_box,
-        fences=args.fences)
+        fences=args.fences, exif=args.exif, model_frame=args.model_frame,
+        min_pixels=args.min_pixels, max_pixels=args.max_pixels, resize_factor=args.resize_factor)
 
 
 def _serve(args: argparse.Namespace) -> int:

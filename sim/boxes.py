@@ -3,9 +3,21 @@
 For tests and demos only. The simulator answers in one trained convention per protocol, whatever
 the prompt says, exactly like a real model:
 
-- ``xyxy_pixel``: [x1, y1, x2, y2] in pixels of the image as received (exclusive right/bottom),
-- ``xyxy_1000``: [x1, y1, x2, y2] normalised to 0-1000,
-- ``yxyx_1000``: [y_min, x_min, y_max, x_max] normalised to 0-1000.
+- ``xyxy_pixel``: [x1, y1, x2, y2] in pixels of the image as the model sees it (exclusive
+  right/bottom): as received, or with `SimConfig.model_frame="qwen2.5_smart_resize"` as
+  Qwen2.5-VL's processor resized it (frames.py has the sources),
+- ``xyxy_1000``: [x1, y1, x2, y2] normalised to 0-1000: Qwen3-VL's convention. Source: the
+  Qwen3-VL grounding cookbook, QwenLM/Qwen3-VL cookbooks/2d_grounding.ipynb
+  (https://github.com/QwenLM/Qwen3-VL/blob/main/cookbooks/2d_grounding.ipynb): "Qwen3-VL's
+  default coordinate system has been changed from the absolute coordinates used in Qwen2.5-VL
+  to relative coordinates ranging from 0 to 1000", quoted in QwenLM/Qwen3-VL issue #1741
+  (https://github.com/QwenLM/Qwen3-VL/issues/1741; which notes Alibaba Cloud's page says 0-999,
+  a difference of one part in a thousand that the simulator does not play),
+- ``yxyx_1000``: [y_min, x_min, y_max, x_max] normalised to 0-1000: Gemini's ``box_2d``
+  (https://ai.google.dev/gemini-api/docs/image-understanding, object detection).
+
+Normalised boxes are relative to the whole image, so they come out the same whatever frame the
+model sees it in (after the EXIF orientation, they are relative to the upright picture).
 
 Boxes it writes are ints. Internally every box is pixel xyxy with exclusive right/bottom edges.
 `Context` is an analysed image seen through one convention, as every task answer needs it; the
@@ -23,6 +35,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .vision import Analysis, Component
 
+# The table above: pixels (Qwen2.5-VL), 0-1000 xyxy (Qwen3-VL), 0-1000 yxyx (Gemini box_2d).
 CONVENTIONS: tuple[str, ...] = ("xyxy_pixel", "xyxy_1000", "yxyx_1000")
 
 PixelBox = tuple[float, float, float, float]

@@ -44,6 +44,7 @@ class RequestRecord:
     model: str
     task: str
     image_sha256: str | None
+    # The size the model saw: after the EXIF orientation and the model's resize (frames.py).
     image_size: tuple[int, int] | None
     # "ok", a fault kind, "unauthorized", "rpm_limited", "bad_request", "not_found", "sim_error"
     outcome: str
@@ -54,10 +55,13 @@ class RequestRecord:
     n: int = 0
     latency: float = 0.0
     time: float = field(default_factory=time.time)
+    received_size: tuple[int, int] | None = None  # the decoded image as received
+    orientation: int | None = None  # the EXIF Orientation value found in it, None without one
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["image_size"] = list(self.image_size) if self.image_size else None
+        data["received_size"] = list(self.received_size) if self.received_size else None
         return data
 
 
@@ -88,6 +92,7 @@ class Engine:
     def __init__(self, config: SimConfig, stopping: threading.Event) -> None:
         self.config = config
         self.script = Script()
+        self._view = config.view()
         self._stopping = stopping
         self._rpm = RateWindow(config.rpm, config.rpm_window)
         self._lock = threading.Lock()
@@ -142,13 +147,14 @@ class Engine:
         if request.image is not None:
             sha = sha256_hex(request.image)
             try:
-                analysis = analyse_bytes(request.image, sha)
+                analysis = analyse_bytes(request.image, sha, self._view)
             except ValueError as exc:
                 task = detect_task(request.prompt)
                 self.record(task=task, image_sha256=sha, image_size=None, outcome="bad_request",
                             status=400, **base)
                 return error_reply(proto, 400, f"Unable to process input image: {exc}")
             size: tuple[int, int] | None = (analysis.width, analysis.height)
+            base.update(received_size=analysis.received_size, orientation=analysis.orientation)
         else:
             sha, size = _NO_IMAGE, None
             analysis = Analysis(sha, 1000, 1000, ())

@@ -17,8 +17,10 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .boxes import check_convention
+from .frames import View
 
 FAULT_KINDS: tuple[str, ...] = (
     "rate_limit",  # HTTP 429 with Retry-After
@@ -44,6 +46,13 @@ class SimConfig:
     `group_noise` and `extra_box` are the rates at which a referring.group line gets one box of
     another object, or a box of no object. `fences` is the rate at which JSON answers come
     wrapped in a markdown code fence, as some real models do.
+
+    What the model sees of a received image (frames.py, with the sources): `exif="apply"`
+    transposes it by its EXIF Orientation tag first, as vLLM and transformers do ("ignore": the
+    stored pixels, as servers that skip it); `model_frame="qwen2.5_smart_resize"` then resizes it
+    as Qwen2.5-VL's processor does (`smart_resize` with `resize_factor`, `min_pixels`,
+    `max_pixels`; the defaults are Qwen2.5-VL's preprocessor_config.json), so pixel boxes come
+    back in that frame, while "sent" analyses it at the size it came in.
     """
 
     seed: int = 0
@@ -61,10 +70,16 @@ class SimConfig:
     extra_box: float = 0.0
     fences: float = 0.0
     model_version: str = "sim-vlm-1"
+    exif: Literal["apply", "ignore"] = "apply"
+    model_frame: Literal["sent", "qwen2.5_smart_resize"] = "sent"
+    min_pixels: int = 3136
+    max_pixels: int = 12845056
+    resize_factor: int = 28
 
     def __post_init__(self) -> None:
         check_convention(self.convention_openai)
         check_convention(self.convention_gemini)
+        self.view()  # ValueError for an unknown exif mode or model frame, or bad pixel bounds
         unknown = set(self.faults) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; expected {FAULT_KINDS}")
@@ -82,6 +97,11 @@ class SimConfig:
     def convention(self, protocol: str) -> str:
         """The box convention the simulated model was 'trained' on for `protocol`."""
         return self.convention_gemini if protocol == "gemini" else self.convention_openai
+
+    def view(self) -> View:
+        """How received images are prepared for the model (the same for both protocols)."""
+        return View(self.exif, self.model_frame, self.min_pixels, self.max_pixels,
+                    self.resize_factor)
 
 
 def unit(*parts: object) -> float:

@@ -7,14 +7,14 @@ colours and, as "junk", each colour's half blend with the background, so anti-al
 or JPEG edge pixels never read as a third colour). Each colour's mask is split into components by
 a recursive XY-cut on its projections (BOX reductions to 1-pixel rows/columns), boxed with
 `getbbox()` (pixel boxes, exclusive right/bottom edges) and classified by fill ratio and aspect:
-square and rectangle fill ~1.0, circle ~0.785, triangle ~0.5. Results are cached by sha256 of
-the received bytes.
+square and rectangle fill ~1.0, circle ~0.785, triangle ~0.5. The image analysed is the one the
+simulated model sees (frames.py: EXIF orientation applied, maybe resized to the model's frame).
+Results are cached by sha256 of the received bytes and that preparation.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import threading
 from collections import OrderedDict
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .boxes import iou
+from .frames import View, decode
 from .language import BACKGROUND, COLORS, PALETTE
 
 Box = tuple[int, int, int, int]
@@ -53,9 +54,11 @@ class Analysis:
     """What the simulator sees in one received image."""
 
     sha256: str
-    width: int
+    width: int  # of the image as the model sees it (oriented, maybe resized): the model's frame
     height: int
     components: tuple[Component, ...]
+    received_size: tuple[int, int] | None = None  # decoded as received, before orientation
+    orientation: int | None = None  # the EXIF Orientation value found in it
 
 
 def _palette_image() -> Image.Image:
@@ -216,21 +219,23 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def analyse_bytes(data: bytes, sha256: str | None = None) -> Analysis:
+def analyse_bytes(data: bytes, sha256: str | None = None, view: View | None = None) -> Analysis:
     """Decode image bytes (PNG, JPEG, anything Pillow opens) and analyse them, with caching.
 
-    Raises `ValueError` when the bytes are not an image.
+    `view` says how the simulated server prepares the image first (EXIF orientation, the model's
+    resize; frames.py); the default applies the EXIF orientation and keeps the size. The
+    analysis is of the prepared image: its width and height are the model's frame. Raises
+    `ValueError` when the bytes are not an image, or the model's resize refuses its size.
     """
-    key = sha256 or sha256_hex(data)
+    view = view or View()
+    sha = sha256 or sha256_hex(data)
+    key = f"{sha}|{view.key()}"
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            opened.load()
-            image = opened.convert("RGB")
-    except Exception as exc:  # Pillow raises several kinds for bad data
-        raise ValueError(f"cannot decode image: {exc}") from exc
-    result = Analysis(key, image.width, image.height, tuple(analyse(image)))
+    seen = decode(data, view)
+    image = seen.image
+    result = Analysis(sha, image.width, image.height, tuple(analyse(image)),
+                      seen.received_size, seen.orientation)
     _CACHE.put(key, result)
     return result
