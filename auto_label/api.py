@@ -57,7 +57,8 @@ def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     block = spec.block
     backend = create_backend(block.vlm)
     options = RunOptions(results_dir=spec.results_dir, workflow=block.workflow, data=block.data,
-                         spec=spec.dump(), retry_failed=retry_failed)
+                         spec=spec.dump(), ingest=block.data.ingest_settings(),
+                         retry_failed=retry_failed)
     try:
         summary = run_pipeline(options, spec.pipeline, backend, progress=progress, stop=stop,
                                pacer=Pacer(block.workflow.rpm))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
@@ -129,18 +129,66 @@ def error_for_status(status: int, message: str, *, retry_after: float | None = N
     return RequestRejected(message, status_code=status)
 
 
+class SmartResize(BaseModel):
+    """The frame a Qwen2-VL-style image processor resizes an image to, and so the frame its
+    pixel boxes are in: each side rounded to a multiple of `factor`, the area brought within
+    [min_pixels, max_pixels] (transformers' `smart_resize` in
+    src/transformers/models/qwen2_vl/image_processing_qwen2_vl.py). The defaults are those of
+    Qwen2.5-VL's processor (huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct, preprocessor_config.json:
+    patch_size 14 x merge_size 2, min_pixels 3136, max_pixels 12845056); servers are often started
+    with a lower max_pixels (vLLM's --mm-processor-kwargs), which `auto_label probe` finds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    factor: int = Field(default=28, ge=1, le=1024)
+    min_pixels: int = Field(default=3136, ge=1)
+    max_pixels: int = Field(default=12845056, ge=1)
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """How a backend's model sees images and writes boxes, resolved from the spec and the
+    model's profile: the box convention, and the frame images are sent at."""
+
+    coordinates: Convention
+    max_image_side: int = 0
+    """0, or the longest side images are downscaled to before anything else"""
+    smart_resize: SmartResize | None = None
+    """when set, images are sent already at the processor's frame (so it leaves them alone)"""
+    profile: str | None = None
+    """the model family whose profile gave a default, if any"""
+    defaulted: bool = False
+    """coordinates came from the backend's default: the model has no profile and the spec set
+    none (worth one warning, and `auto_label probe`)"""
+
+    def describe(self) -> dict[str, Any]:
+        """What of the frame determines an answer (for `Backend.describe()`); `smart_resize`
+        only when set, so fingerprints of runs without it stay what they were."""
+        described: dict[str, Any] = {"coordinates": self.coordinates,
+                                     "max_image_side": self.max_image_side}
+        if self.smart_resize is not None:
+            described["smart_resize"] = self.smart_resize.model_dump()
+        return described
+
+
 class BackendConfig(BaseModel):
     """What every backend's `vlm.<name>` block has; each backend's own model extends it.
 
     `api_key` is a secret: it prints as `**********` and is dumped masked, so a spec written to
-    the ledger or a log never holds it.
+    the ledger or a log never holds it. `coordinates` and `smart_resize` left out of the spec
+    come from the model's profile (`backends.profiles.model_frame`); an explicit value, `null`
+    included for `smart_resize`, always wins.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    DEFAULT_COORDINATES: ClassVar[Convention] = "xyxy_pixel"
+    """the convention of a model without a profile"""
+
     api_key: SecretStr = Field(default=SecretStr(""))
-    coordinates: Convention
+    coordinates: Convention | None = None
     max_image_side: int = Field(default=0, ge=0)
+    smart_resize: SmartResize | None = None
 
     @field_serializer("api_key")
     def _hide_key(self, value: SecretStr) -> str:
@@ -152,8 +200,9 @@ class Backend(Protocol):
     """A VLM endpoint. `describe()` is everything about it that determines an answer."""
 
     name: str
-    convention: Convention
-    max_image_side: int
+    model: str
+    """the model name as the endpoint knows it"""
+    frame: ModelFrame
 
     def describe(self) -> dict[str, Any]:
         """Model and generation parameters (never the key): they go into fingerprints."""

@@ -27,8 +27,8 @@ from auto_label.backends.base import (
     error_for_status,
     not_json,
 )
+from auto_label.backends.profiles import model_frame
 from auto_label.backends.retry_after import parse_retry_after
-from auto_label.boxes import Convention
 from auto_label.errors import SpecError
 
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
@@ -45,6 +45,8 @@ MediaResolution = Literal[
 class GeminiConfig(BackendConfig):
     """`vlm.gemini`: Google's Gemini API (defaults from the product spec)."""
 
+    DEFAULT_COORDINATES = "yxyx_1000"
+
     api_key: SecretStr = Field(default=SecretStr(""), description="empty: GOOGLE_API_KEY")
     model: str = "gemini-3.1-flash-lite-preview"
     media_resolution: MediaResolution = "MEDIA_RESOLUTION_LOW"
@@ -52,7 +54,6 @@ class GeminiConfig(BackendConfig):
     max_output_tokens: int = Field(default=8192, gt=0)
     timeout: float = Field(default=120, gt=0)
     base_url: str = ""
-    coordinates: Convention = "yxyx_1000"
 
 MISSING_KEY = ("no Gemini API key: set vlm.gemini.api_key in the spec or the GOOGLE_API_KEY "
                "environment variable")
@@ -87,8 +88,8 @@ class GeminiBackend:
         from google.genai import types
 
         self.config = config
-        self.convention = config.coordinates
-        self.max_image_side = config.max_image_side
+        self.model = config.model
+        self.frame = model_frame(config, config.model)
         options = types.HttpOptions(timeout=int(config.timeout * 1000),
                                     base_url=config.base_url or None)
         self._client = genai.Client(api_key=key, http_options=options)
@@ -100,8 +101,7 @@ class GeminiBackend:
             "temperature": self.config.temperature,
             "max_output_tokens": self.config.max_output_tokens,
             "media_resolution": self.config.media_resolution,
-            "coordinates": self.config.coordinates,
-            "max_image_side": self.config.max_image_side,
+            **self.frame.describe(),
         }
 
     def complete(self, request: VLMRequest) -> VLMResponse:

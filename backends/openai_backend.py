@@ -31,8 +31,8 @@ from auto_label.backends.base import (
     error_for_status,
     not_json,
 )
+from auto_label.backends.profiles import model_frame
 from auto_label.backends.retry_after import parse_retry_after
-from auto_label.boxes import Convention
 from auto_label.errors import SpecError
 
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
@@ -51,7 +51,6 @@ class OpenAIConfig(BackendConfig):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(default=4096, gt=0)
     timeout: float = Field(default=60, gt=0)
-    coordinates: Convention = "xyxy_pixel"
 
 
 class OpenAIBackend:
@@ -63,8 +62,8 @@ class OpenAIBackend:
         import openai
 
         self.config = config
-        self.convention = config.coordinates
-        self.max_image_side = config.max_image_side
+        self.model = config.model_name
+        self.frame = model_frame(config, config.model_name)
         key = config.api_key.get_secret_value() or os.environ.get("OPENAI_API_KEY") or NO_KEY
         self._client = openai.OpenAI(
             api_key=key,
@@ -79,8 +78,7 @@ class OpenAIBackend:
             "model": self.config.model_name,
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
-            "coordinates": self.config.coordinates,
-            "max_image_side": self.config.max_image_side,
+            **self.frame.describe(),
         }
 
     def complete(self, request: VLMRequest) -> VLMResponse:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.versioning import Versioned
 
 
@@ -58,6 +59,15 @@ class RunStarted(_Event):
     host: str
 
 
+class RunWarning(_Event):
+    """Something a run found that a person must hear about, said once (e.g. boxes that look like
+    another coordinate convention)."""
+
+    type: Literal["run_warning"] = "run_warning"
+    kind: str
+    message: str
+
+
 class RunFinished(_Event):
     type: Literal["run_finished"] = "run_finished"
     status: Literal["completed", "interrupted", "aborted"]
@@ -66,17 +76,46 @@ class RunFinished(_Event):
 
 
 class ImageSeeded(_Event):
+    """An image read and checked: its file, and the frame its boxes are stored in."""
+
+    class_version = 2
     type: Literal["image_seeded"] = "image_seeded"
     image_id: str
     path: str
     sha256: str
-    width: int
+    width: int = Field(description="of the upright image (EXIF orientation applied): the frame "
+                                   "every box of the image is stored in")
     height: int
     size: int
     mtime_ns: int
     caption: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict, description="pipeline inputs, e.g. boxes")
     source: str = Field(default="", description="where the image came from, e.g. input.jsonl:12")
+    format: str | None = Field(default=None, description="the format found in the content")
+    stored_width: int | None = Field(default=None, description="as stored in the file")
+    stored_height: int | None = None
+    orientation: int = Field(default=1, description="the EXIF orientation applied (1: none)")
+    conversion: str | None = Field(
+        default=None, description="what was done that changes what the model sees (a pixel "
+                                  "mode converted, transparency composited, a first frame...)")
+    ingest: str = Field(default="", description="how it was ingested: a change seeds it again")
+
+    @staticmethod
+    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+        """v1 (0.1.0) sent the stored pixels: the frame is the stored size, nothing applied."""
+        return {**raw, "v": 2, "format": None, "stored_width": raw.get("width"),
+                "stored_height": raw.get("height"), "orientation": 1, "conversion": None,
+                "ingest": ""}
+
+    @property
+    def image_key(self) -> str:
+        """What the model is shown, as a key: the file's sha256 when it sees the file's own
+        pixels (so fingerprints of such images never change), else a hash of the sha256 with
+        the orientation and conversion applied."""
+        if self.orientation == 1 and self.conversion is None:
+            return self.sha256
+        return content_hash({"sha256": self.sha256, "orientation": self.orientation,
+                             "conversion": self.conversion})
 
 
 class ImageRejected(_Event):
@@ -188,6 +227,7 @@ class StepFailed(_Event):
 
 Event = Annotated[
     RunStarted
+    | RunWarning
     | RunFinished
     | ImageSeeded
     | ImageRejected
@@ -201,7 +241,7 @@ Event = Annotated[
 ]
 
 EVENT_CLASSES: tuple[type[_Event], ...] = (
-    RunStarted, RunFinished, ImageSeeded, ImageRejected, RequestSent, ResponseReceived,
+    RunStarted, RunWarning, RunFinished, ImageSeeded, ImageRejected, RequestSent, ResponseReceived,
     AttemptFailed, StepCompleted, StepSelected, StepFailed)
 _BY_TYPE: dict[str, type[_Event]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
 

@@ -96,6 +96,15 @@ def m002_runs_from_events(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m003_image_frames(db: Database) -> None:
+    """The images projection keeps what planning needs of a seed's ingestion: the key of what the
+    model is shown (fingerprints use it), and how it was ingested (a change seeds it again).
+    NULL for 0.1.0 seeds: they are seeded again by the next run (their bytes hash the same)."""
+    db.execute("ALTER TABLE images ADD COLUMN image_key TEXT")
+    db.execute("ALTER TABLE images ADD COLUMN ingest TEXT")
+
+
 def known_migrations() -> list[str]:
     """The names of the migrations this version of the tool knows, in order."""
     return [m.name for m in MIGRATIONS._migrations]

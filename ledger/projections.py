@@ -64,11 +64,12 @@ def append_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> list[Step
             _select(conn, event)
         elif isinstance(event, ImageSeeded):
             conn.execute(
-                "INSERT OR REPLACE INTO images "
-                "(image_id, seq, path, size, mtime_ns, sha256, width, height, input_hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO images (image_id, seq, path, size, mtime_ns, sha256, "
+                "width, height, input_hash, image_key, ingest) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event.image_id, seq, event.path, event.size, event.mtime_ns, event.sha256,
-                 event.width, event.height, input_hash(event.caption, event.extra)),
+                 event.width, event.height, input_hash(event.caption, event.extra),
+                 event.image_key, event.ingest),
             )
         elif isinstance(event, RunStarted):
             conn.execute(

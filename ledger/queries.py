@@ -32,7 +32,12 @@ class ImageRow:
     sha256: str
     width: int
     height: int
+    """of the upright image: the frame its boxes are stored in"""
     input_hash: str
+    image_key: str | None
+    """what the model is shown (`ImageSeeded.image_key`); None for a 0.1.0 seed"""
+    ingest: str | None
+    """how it was ingested; None for a 0.1.0 seed"""
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,8 @@ class Outcome:
 
 def images(conn: sqlite3.Connection) -> dict[str, ImageRow]:
     rows = conn.execute(
-        "SELECT image_id, seq, path, size, mtime_ns, sha256, width, height, input_hash FROM images")
+        "SELECT image_id, seq, path, size, mtime_ns, sha256, width, height, input_hash, "
+        "image_key, ingest FROM images")
     return {row[0]: ImageRow(*row) for row in rows}
 
 
@@ -204,3 +210,10 @@ def token_totals(conn: sqlite3.Connection) -> dict[str, int]:
         "WHERE type = 'response_received'").fetchone()
     return {"prompt": int(prompt or 0), "answer": int(answer or 0),
             "thinking": int(thinking or 0)}
+
+
+def run_warnings(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The warnings a run recorded (run_warning events), in order."""
+    return [str(message) for (message,) in conn.execute(
+        f"SELECT json_extract({_BODY}, '$.message') FROM events "
+        "WHERE type = 'run_warning' AND run_id = ? ORDER BY seq", (run_id,))]

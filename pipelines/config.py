@@ -5,9 +5,12 @@ and brings its own data model; the spec is composed from the registered pipeline
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from auto_label.backends.registry import VLMConfigBase
+from auto_label.pipelines.images.decode import PILLOW_MAX_IMAGE_PIXELS, IngestSettings
 
 
 class ConfigBlock(BaseModel):
@@ -50,10 +53,23 @@ class WorkflowConfig(ConfigBlock):
         return sorted(set(steps), key=allowed.index)
 
 
+class ImageData(ConfigBlock):
+    """What every pipeline's `data` block says about reading images."""
+
+    exif_orientation: Literal["apply", "ignore"] = "apply"
+    """apply: boxes are in the upright picture a viewer shows (the model is sent it upright);
+    ignore: in the pixels as stored, the tag stripped from what is sent"""
+    max_image_pixels: int = Field(default=PILLOW_MAX_IMAGE_PIXELS, ge=0)
+    """an image with more pixels fails with one line naming this setting; 0: no limit"""
+
+    def ingest_settings(self) -> IngestSettings:
+        return IngestSettings(self.exif_orientation, self.max_image_pixels)
+
+
 class PipelineBlock(ConfigBlock):
     """`<autolabel_type>`: the block of one pipeline. The spec composes a subclass per pipeline
     with its own workflow and data models."""
 
     vlm: VLMConfigBase
     workflow: WorkflowConfig
-    data: BaseModel
+    data: ImageData

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from auto_label.boxes import Convention
 from auto_label.ledger.events import ImageSeeded, StepCompleted
 from auto_label.ledger.versioning import Versioned
-from auto_label.pipelines.config import WorkflowConfig
+from auto_label.pipelines.config import ImageData, WorkflowConfig
 
 
 class StepOutput(BaseModel, Versioned):
@@ -144,7 +144,7 @@ class Pipeline:
     name: str
     steps: tuple[Step, ...]
     workflow: type[WorkflowConfig]
-    data: type[BaseModel]
+    data: type[ImageData]
     read_inputs: Callable[[Any], Inputs]
     """the block's data config (an instance of `data`) -> images to process; raises InputError"""
     to_record: Callable[[ImageSeeded, str, Mapping[str, StepOutput]], dict[str, Any]]

@@ -19,15 +19,17 @@ from auto_label.backends.base import (
     BadResponse,
     Blocked,
     ConnectionFailed,
+    ModelFrame,
     RateLimited,
     RequestTimeout,
     ServerError,
     VLMRequest,
 )
-from auto_label.backends.imageprep import prepare_image
 from auto_label.backends.registry import create_backend, plugins, vlm_config_model
 from auto_label.boxes import CONVENTIONS
 from auto_label.pipelines.grounding import prompts
+from auto_label.pipelines.images.decode import IngestSettings
+from auto_label.pipelines.images.prepare import prepare
 from auto_label.sim import write_grounding_dataset
 
 BACKENDS = sorted(plugins())
@@ -59,8 +61,8 @@ def make_backend(name: str, sim, **settings):
 def scene(tmp_path_factory):
     data = write_grounding_dataset(tmp_path_factory.mktemp("scene"), 1, seed=3)
     row = data.records[0]
-    image = prepare_image(data.root / row["image_path"], sha256="x",
-                          original_size=(row["width"], row["height"]))
+    image = prepare((data.root / row["image_path"]).read_bytes(), name="scene", sha256="x",
+                    settings=IngestSettings(), frame=ModelFrame("xyxy_pixel")).prepared
     return row, image
 
 
@@ -79,7 +81,7 @@ def backend_name(request):
 def test_an_answer_comes_back_with_text_and_usage(backend_name, sim, scene):
     backend = make_backend(backend_name, sim)
     try:
-        response = backend.complete(ground_request(scene, backend.convention))
+        response = backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
     assert '"bboxes"' in response.text
@@ -97,7 +99,7 @@ def test_blocked_answers_keep_the_raw_response(backend_name, sim, scene):
     sim.script(["blocked"])
     try:
         with pytest.raises(Blocked) as raised:
-            backend.complete(ground_request(scene, backend.convention))
+            backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
     assert raised.value.raw_text and ("SAFETY" in raised.value.raw_text
@@ -116,7 +118,7 @@ def test_faults_map_to_the_same_errors(backend_name, make_sim, scene, fault, err
     server.script([fault])
     try:
         with pytest.raises(error) as raised:
-            backend.complete(ground_request(scene, backend.convention))
+            backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
     assert raised.value.retryable is retryable
@@ -130,7 +132,7 @@ def test_a_truncated_answer_says_so_in_its_finish_reason(backend_name, sim, scen
     backend = make_backend(backend_name, sim)
     sim.script(["truncated"])
     try:
-        response = backend.complete(ground_request(scene, backend.convention))
+        response = backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
     assert response.finish_reason in {"length", "MAX_TOKENS"}
@@ -140,7 +142,7 @@ def test_a_wrong_key_is_auth_failed_and_the_key_is_not_in_the_message(backend_na
     backend = make_backend(backend_name, sim, api_key="sk-wrong-key-123")
     try:
         with pytest.raises(AuthFailed) as raised:
-            backend.complete(ground_request(scene, backend.convention))
+            backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
     assert raised.value.status_code == 401
@@ -153,7 +155,7 @@ def test_a_hung_request_times_out(backend_name, make_sim, scene):
     server.script(["hang"])
     try:
         with pytest.raises(RequestTimeout):
-            backend.complete(ground_request(scene, backend.convention))
+            backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
 
@@ -165,7 +167,7 @@ def test_nobody_listening_is_a_connection_error(backend_name, scene):
     backend = make_backend(backend_name, None, base_url=f"http://127.0.0.1:{port}/v1")
     try:
         with pytest.raises(ConnectionFailed):
-            backend.complete(ground_request(scene, backend.convention))
+            backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
 
@@ -182,7 +184,7 @@ def test_describe_names_the_model_and_parameters_but_never_the_key(backend_name,
 def test_the_answer_names_the_model_version_and_response_id(backend_name, sim, scene):
     backend = make_backend(backend_name, sim)
     try:
-        response = backend.complete(ground_request(scene, backend.convention))
+        response = backend.complete(ground_request(scene, backend.frame.coordinates))
     finally:
         backend.close()
     assert response.model_version and response.response_id
@@ -192,7 +194,7 @@ def test_the_answer_names_the_model_version_and_response_id(backend_name, sim, s
 def test_the_config_has_defaults_and_dumps_its_key_masked(backend_name):
     plugin = plugins()[backend_name]
     config = plugin.config.model_validate({"api_key": SIM_KEY})
-    assert config.coordinates in CONVENTIONS
+    assert config.coordinates is None and config.DEFAULT_COORDINATES in CONVENTIONS
     dumped = config.model_dump(mode="json")
     assert dumped["api_key"] == "**********" and SIM_KEY not in repr(config)
 

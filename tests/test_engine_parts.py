@@ -63,15 +63,17 @@ def test_the_pool_runs_lower_priorities_first_and_drops_queued_work_on_stop():
 def test_the_image_cache_keeps_the_most_recent_images(tmp_path):
     from PIL import Image
 
+    from auto_label.backends.base import ModelFrame
+    from auto_label.pipelines.images.decode import IngestSettings
+
     path = tmp_path / "a.png"
     Image.new("RGB", (40, 20), (9, 9, 9)).save(path)
-    cache = ImageCache(capacity=2, max_image_side=10)
-    data = path.read_bytes()
+    cache = ImageCache(2, IngestSettings(), ModelFrame("xyxy_pixel", max_image_side=10))
     for image_id in ("a", "b", "c"):
-        prepared = cache.from_bytes(image_id, data, sha256="s", size=(40, 20))
+        prepared = cache.get(image_id, path, sha256="s")
     assert prepared.sent_size == (10, 5) and prepared.original_size == (40, 20)
     path.unlink()  # "b" and "c" are kept; "a" would need the file
-    assert cache.get("c", path, sha256="s", size=(40, 20)) is prepared
-    cache.get("b", path, sha256="s", size=(40, 20))
+    assert cache.get("c", path, sha256="s") is prepared
+    cache.get("b", path, sha256="s")
     with pytest.raises(OSError):  # evicted: it has to be read again, and the file is gone
-        cache.get("a", path, sha256="s", size=(40, 20))
+        cache.get("a", path, sha256="s")

@@ -251,7 +251,7 @@ def test_unchanged_images_are_not_read_again_and_a_touched_one_is(tmp_path, sim,
     reads = []
     original = runner.seed_image
     monkeypatch.setattr(runner, "seed_image",
-                        lambda item, run_id: reads.append(item.image_id) or original(item, run_id))
+                        lambda item, *rest: reads.append(item.image_id) or original(item, *rest))
     generate(spec)
     assert reads == []
     touched = data.records[2]

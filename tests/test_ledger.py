@@ -54,7 +54,8 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
     with Ledger.open(tmp_path) as ledger:
         names = [r[0] for r in ledger.connection().execute(
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
-        assert names == known_migrations() == ["m001_initial", "m002_runs_from_events"]
+        assert names == known_migrations() == [
+            "m001_initial", "m002_runs_from_events", "m003_image_frames"]
         assert ledger.count("image_seeded") == 1
 
 
@@ -163,7 +164,8 @@ def test_parse_event_upcasts_each_version_with_the_upcasters_beside_its_class():
 def test_every_event_class_has_a_complete_upcaster_chain():
     assert [cls.missing_upcasters() for cls in EVENT_CLASSES] == [[]] * len(EVENT_CLASSES)
     assert {cls.model_fields["type"].default for cls in EVENT_CLASSES} == {
-        "run_started", "run_finished", "image_seeded", "image_rejected", "request_sent",
+        "run_started", "run_warning", "run_finished", "image_seeded", "image_rejected",
+        "request_sent",
         "response_received", "attempt_failed", "step_completed", "step_selected", "step_failed"}
 
 

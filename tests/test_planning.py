@@ -117,13 +117,16 @@ def test_fingerprints_follow_what_determines_the_answer():
 def test_an_unchanged_seed_is_not_read_again():
     stat = os.stat_result((0o644, 0, 0, 1, 0, 0, 123, 0, 0, 0))  # size 123, mtime 0
     row = ImageRow("img", 1, "/d/img.png", 123, stat.st_mtime_ns, "a" * 64, 64, 48,
-                   input_hash(ITEM.caption, planning.seed_extra(ITEM)))
-    assert planning.unchanged(row, ITEM, stat)
-    assert not planning.unchanged(row, ITEM, None)  # the file is gone
+                   input_hash(ITEM.caption, planning.seed_extra(ITEM)), "a" * 64, "v1:exif=apply")
+    assert planning.unchanged(row, ITEM, stat, "v1:exif=apply")
+    assert not planning.unchanged(row, ITEM, None, "v1:exif=apply")  # the file is gone
     grown = os.stat_result((0o644, 0, 0, 1, 0, 0, 124, 0, 0, 0))
-    assert not planning.unchanged(row, ITEM, grown)
+    assert not planning.unchanged(row, ITEM, grown, "v1:exif=apply")
     recaptioned = ImageInput(**{**ITEM.__dict__, "caption": "Another caption."})
-    assert not planning.unchanged(row, recaptioned, stat)
+    assert not planning.unchanged(row, recaptioned, stat, "v1:exif=apply")
+    assert not planning.unchanged(row, ITEM, stat, "v1:exif=ignore")  # ingested another way
+    old = ImageRow(*[*row.__dict__.values()][:9], None, None)  # seeded by 0.1.0
+    assert not planning.unchanged(old, ITEM, stat, "v1:exif=apply")
 
 
 def test_imported_outputs_feed_later_steps_and_an_existing_one_is_only_selected():

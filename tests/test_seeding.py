@@ -7,8 +7,17 @@ import io
 import pytest
 from PIL import Image
 
+from auto_label.backends.base import ModelFrame
 from auto_label.pipelines.contract import ImageInput
 from auto_label.pipelines.engine.seeding import ImageProblem, seed_image
+from auto_label.pipelines.images.decode import IngestSettings
+from auto_label.pipelines.images.prepare import prepare
+
+FRAME = ModelFrame("xyxy_pixel")
+
+
+def seed(item, frame=FRAME):
+    return seed_image(item, "run", IngestSettings(), frame)
 
 
 def image_bytes(fmt: str, size=(64, 48)) -> bytes:
@@ -40,7 +49,7 @@ def test_unusable_files_raise_a_named_problem(tmp_path, name, content, kind, mes
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(ImageProblem) as raised:
-        seed_image(item(path), "run")
+        seed(item(path))
     assert raised.value.kind == kind
     assert str(path) in str(raised.value) and message in str(raised.value)
     assert "\n" not in str(raised.value)
@@ -48,32 +57,34 @@ def test_unusable_files_raise_a_named_problem(tmp_path, name, content, kind, mes
 
 def test_a_directory_is_not_an_image(tmp_path):
     with pytest.raises(ImageProblem, match="is a directory"):
-        seed_image(item(tmp_path), "run")
+        seed(item(tmp_path))
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
 def test_good_images_are_seeded_with_their_real_size(tmp_path, fmt):
     path = tmp_path / f"ok.{fmt.lower()}"
     path.write_bytes(image_bytes(fmt, (123, 45)))
-    seeded, data = seed_image(item(path), "run")
-    assert data == path.read_bytes()
-    assert (seeded.width, seeded.height) == (123, 45)
+    seeded, prepared = seed(item(path))
+    assert (seeded.width, seeded.height) == (123, 45) == prepared.original_size
+    assert seeded.format == ("JPEG" if fmt == "JPEG" else fmt)
     assert seeded.size == path.stat().st_size
     assert seeded.source == "input.jsonl:3"
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
 def test_images_are_sent_as_they_are_unless_downscaled(tmp_path, fmt):
-    from auto_label.backends.imageprep import prepare_bytes
+    def sent_at(max_side):
+        return prepare(data, name="x", sha256="x", settings=IngestSettings(),
+                       frame=ModelFrame("xyxy_pixel", max_image_side=max_side)).prepared
 
     data = image_bytes(fmt, (120, 80))
-    sent = prepare_bytes(data, sha256="x", original_size=(120, 80), max_image_side=0)
+    sent = sent_at(0)
     assert sent.sent_size == (120, 80)
-    if fmt == "BMP":  # not a format the APIs take: re-encoded
-        assert sent.mime_type == "image/jpeg" and sent.data != data
+    if fmt == "BMP":  # not a format the APIs take: re-encoded, losslessly
+        assert sent.mime_type == "image/png" and sent.data != data
     else:
         assert sent.data == data and sent.mime_type == f"image/{fmt.lower()}"
-    small = prepare_bytes(data, sha256="x", original_size=(120, 80), max_image_side=60)
+    small = sent_at(60)
     assert small.sent_size == (60, 40) and small.original_size == (120, 80)
     with Image.open(io.BytesIO(small.data)) as image:
         assert image.size == (60, 40)

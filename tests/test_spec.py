@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from auto_label.backends.profiles import model_frame
 from auto_label.errors import SpecError
 from auto_label.spec_loader import load_spec, parse_override
 
@@ -46,11 +47,15 @@ def test_the_documented_example_loads_with_its_values_and_defaults(tmp_path):
     assert spec.autolabel_type == "image_grounding"
     assert block.vlm.backend == "gemini"
     assert block.vlm.gemini.media_resolution == "MEDIA_RESOLUTION_HIGH"
-    assert block.vlm.gemini.coordinates == "yxyx_1000"
+    # coordinates left out: the model's profile decides (Gemini: yxyx_1000)
+    assert block.vlm.gemini.coordinates is None
+    assert model_frame(block.vlm.gemini, block.vlm.gemini.model).coordinates == "yxyx_1000"
     assert block.vlm.openai.temperature == 0.7
     assert block.vlm.openai.max_tokens == 4096
     assert block.vlm.openai.timeout == 60
-    assert block.vlm.openai.coordinates == "xyxy_pixel"
+    assert block.vlm.openai.coordinates is None
+    assert block.vlm.openai.DEFAULT_COORDINATES == "xyxy_pixel"
+    assert block.data.exif_orientation == "apply" and block.data.max_image_pixels == 89_478_485
     assert block.workflow.steps == ["0", "1"]
     assert str(block.data.input_jsonl) == "/path/to/input.jsonl"
 

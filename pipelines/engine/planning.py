@@ -64,8 +64,9 @@ class ImageFacts:
     """What an image's fingerprints depend on besides the settings."""
 
     item: ImageInput
-    sha256: str
-    """of the image file's bytes"""
+    image_key: str
+    """what the model is shown (`ImageSeeded.image_key`): the file's sha256 when it sees the
+    file's own pixels"""
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def fingerprint(settings: Settings, facts: ImageFacts, step: Step,
         "pipeline": settings.pipeline.name,
         "step": step.number,
         "prompt": [step.prompt.task, step.prompt.version],
-        "image": facts.sha256,
+        "image": facts.image_key,
         "caption": facts.item.caption if step.uses_caption else None,
         "extra": {k: extra.get(k) for k in step.uses_extra},
         "model": dict(settings.model),
@@ -149,12 +150,15 @@ def seed_extra(item: ImageInput) -> dict[str, Any]:
     return {**item.extra, "image_path": item.image_path}
 
 
-def unchanged(row: ImageRow | None, item: ImageInput, stat: os.stat_result | None) -> bool:
-    """Whether `row`, the latest seed of this image, still describes the file and its inputs
-    (like git's index: then the file is not read or hashed again)."""
+def unchanged(row: ImageRow | None, item: ImageInput, stat: os.stat_result | None,
+              ingest: str) -> bool:
+    """Whether `row`, the latest seed of this image, still describes the file, its inputs and the
+    way it is ingested (like git's index: then the file is not read or hashed again)."""
     return (
         row is not None
         and stat is not None
+        and row.image_key is not None
+        and row.ingest == ingest
         and row.path == str(item.path)
         and row.size == stat.st_size
         and row.mtime_ns == stat.st_mtime_ns

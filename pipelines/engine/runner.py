@@ -42,6 +42,7 @@ from auto_label.pipelines.engine.progress import NullProgress, ProgressSink, Run
 from auto_label.pipelines.engine.seeding import ImageProblem, seed_image
 from auto_label.pipelines.engine.session import RunSession, RunStatus
 from auto_label.pipelines.engine.tracker import MAX_NOTES, Tracker
+from auto_label.pipelines.images.decode import IngestSettings
 
 
 @dataclass
@@ -51,6 +52,8 @@ class _Image:
     item: ImageInput
     facts: ImageFacts | None = None
     size: tuple[int, int] = (0, 0)
+    """the upright frame its boxes are stored in"""
+    sha256: str = ""
     progress: Progress = field(default_factory=Progress)
 
 
@@ -64,6 +67,7 @@ class RunOptions:
     """the pipeline's data config"""
     spec: dict[str, Any]
     """the whole spec, keys masked, for run_started"""
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     retry_failed: bool = False
 
 
@@ -98,7 +102,8 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
                                 run_id=session.run_id, generation=session.generation,
                                 pacer=pacer)
-        run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop)
+        run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop,
+                   options.ingest)
         interrupted = run.work(items, inputs.warnings)
     except BaseException:
         stop.set()
@@ -118,8 +123,8 @@ class _Run:
     """The images of one run, planned and worked on by the pool."""
 
     def __init__(self, settings: Settings, session: RunSession, executor: StepExecutor,
-                 tracker: Tracker, backend: Backend, workers: int,
-                 stop: threading.Event) -> None:
+                 tracker: Tracker, backend: Backend, workers: int, stop: threading.Event,
+                 ingest: IngestSettings) -> None:
         self.settings = settings
         self.pipeline = settings.pipeline
         self.steps = settings.selected_steps
@@ -128,7 +133,8 @@ class _Run:
         self.tracker = tracker
         self.backend = backend
         self.stop = stop
-        self.images = ImageCache(2 * workers + 4, backend.max_image_side)
+        self.ingest = ingest
+        self.images = ImageCache(2 * workers + 4, ingest, backend.frame)
         self.pool = WorkerPool(workers, stop, self._unexpected)
         self.projections = Projections()
         self.abort: AuthRejected | None = None
@@ -162,8 +168,10 @@ class _Run:
                 stat = item.path.stat()
             except OSError:
                 stat = None
-            if row is not None and planning.unchanged(row, item, stat):
-                image.facts, image.size = ImageFacts(item, row.sha256), (row.width, row.height)
+            if row is not None and planning.unchanged(row, item, stat, self.ingest.key):
+                assert row.image_key is not None
+                image.facts, image.size = ImageFacts(item, row.image_key), (row.width, row.height)
+                image.sha256 = row.sha256
                 with self._lock:
                     self._decide(image)
             else:
@@ -220,22 +228,19 @@ class _Run:
     def _seed(self, image: _Image) -> None:
         item = image.item
         try:
-            seeded, data = seed_image(item, self.session.run_id)
-            size = (seeded.width, seeded.height)
-            try:
-                self.images.from_bytes(item.image_id, data, sha256=seeded.sha256, size=size)
-            except (OSError, ValueError, SyntaxError) as exc:
-                raise ImageProblem(
-                    "image_corrupt", f"{item.path}: corrupt image, cannot resize it ({exc})"
-                ) from None
+            seeded, prepared = seed_image(item, self.session.run_id, self.ingest,
+                                          self.backend.frame)
         except ImageProblem as problem:
             self._reject(image, problem.kind, str(problem))
             return
+        size = (seeded.width, seeded.height)
+        self.images.keep(item.image_id, prepared)
         self.session.writer.put(seeded)
         problems = self.pipeline.check_seed(seeded) if self.pipeline.check_seed else []
         self.tracker.warn(problems)
         with self._lock:
-            image.facts, image.size = ImageFacts(item, seeded.sha256), size
+            image.facts, image.size = ImageFacts(item, seeded.image_key), size
+            image.sha256 = seeded.sha256
             image.progress, found = planning.imports(image.facts, image.progress, self.settings,
                                                      self.projections)
             for imported in found:
@@ -278,11 +283,13 @@ class _Run:
         item, step = image.item, ask.step
         assert image.facts is not None
         try:
-            prepared = self.images.get(item.image_id, item.path, sha256=image.facts.sha256,
-                                       size=image.size)
+            prepared = self.images.get(item.image_id, item.path, sha256=image.sha256)
         except OSError as exc:
             self._fail(image, step, ask.fingerprint, "image_unreadable",
                        f"{item.path}: cannot read the image ({exc.strerror or exc})")
+            return
+        except ImageProblem as problem:
+            self._fail(image, step, ask.fingerprint, problem.kind, str(problem))
             return
         job = StepJob(item.image_id, step, ask.fingerprint, ask.upstream,
                       self._step_input(image, step, prepared), prepared)
@@ -300,7 +307,7 @@ class _Run:
         item = image.item
         return StepInput(
             image_id=item.image_id, caption=item.caption, extra=item.extra,
-            upstream=self._upstream(image, step), convention=self.backend.convention,
+            upstream=self._upstream(image, step), convention=self.backend.frame.coordinates,
             sent_size=prepared.sent_size, original_size=image.size)
 
     def _upstream(self, image: _Image, step: Step) -> Mapping[str, StepOutput]:

@@ -1,48 +1,27 @@
-"""Seeding: turning a listed image into an `image_seeded` event (hash, size, checked decodable).
+"""Seeding: turning a listed image into an `image_seeded` event (hash, upright frame, what was done
+to show it) and the image as it is sent, from one read and one decode of the file.
 
-Like git's index, an image whose path, size, mtime and inputs match its latest seed is not read
-again (`planning.unchanged`): resuming a large run costs one `stat` per image.
+Like git's index, an image whose path, size, mtime, inputs and ingestion match its latest seed is
+not read again (`planning.unchanged`): resuming a large run costs one `stat` per image.
 """
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image, UnidentifiedImageError
-
+from auto_label.backends.base import ModelFrame, PreparedImage
 from auto_label.ledger.events import ImageSeeded
 from auto_label.ledger.fingerprint import file_sha256
 from auto_label.pipelines.contract import ImageInput
 from auto_label.pipelines.engine.planning import seed_extra
+from auto_label.pipelines.images.decode import ImageProblem, IngestSettings
+from auto_label.pipelines.images.prepare import prepare
+
+__all__ = ["ImageProblem", "seed_image"]
 
 
-class ImageProblem(Exception):
-    """The image file cannot be used. `kind` goes into the failed step's event."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def _check_complete(image: Image.Image, data: bytes) -> None:
-    """Catch truncated and corrupt files without paying for a full decode where we can.
-
-    PNG: `verify()` checks every chunk's CRC and the closing IEND (40x cheaper than decoding).
-    JPEG: the end-of-image marker must close the file (entropy-coded data never holds FF D9), which
-    is what a truncated copy or download lacks. Other formats are decoded in full.
-    """
-    if image.format == "PNG":
-        image.verify()
-    elif image.format == "JPEG":
-        if b"\xff\xd9" not in data[-1024:]:
-            raise OSError("no JPEG end-of-image marker")
-    else:
-        image.load()
-
-
-def seed_image(item: ImageInput, run_id: str) -> tuple[ImageSeeded, bytes]:
-    """Read, hash and check the image: its seed event and the bytes read (to send them without
-    reading the file again). Raises ImageProblem naming the file when it is unusable."""
+def seed_image(item: ImageInput, run_id: str, settings: IngestSettings,
+               frame: ModelFrame) -> tuple[ImageSeeded, PreparedImage]:
+    """Read, hash, decode and prepare the image: its seed event and the image as sent.
+    Raises ImageProblem naming the file when it is unusable."""
     path = item.path
     try:
         stat = path.stat()
@@ -55,21 +34,15 @@ def seed_image(item: ImageInput, run_id: str) -> tuple[ImageSeeded, bytes]:
         raise ImageProblem("image_unreadable", f"{path}: cannot read ({exc.strerror})") from None
     if not data:
         raise ImageProblem("image_empty", f"{path}: image file is empty (0 bytes)")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            _check_complete(image, data)
-    except UnidentifiedImageError:
-        raise ImageProblem("image_invalid", f"{path}: not an image Pillow can read") from None
-    except Image.DecompressionBombError:
-        raise ImageProblem("image_invalid", f"{path}: image too large to decode safely") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageProblem("image_corrupt", f"{path}: corrupt or truncated image ({exc})") from None
+    sha256 = file_sha256(data)
+    ingested = prepare(data, name=str(path), sha256=sha256, settings=settings, frame=frame)
+    header = ingested.header
+    width, height = header.upright_size
     return ImageSeeded(
         run_id=run_id,
         image_id=item.image_id,
         path=str(path),
-        sha256=file_sha256(data),
+        sha256=sha256,
         width=width,
         height=height,
         size=stat.st_size,
@@ -77,4 +50,10 @@ def seed_image(item: ImageInput, run_id: str) -> tuple[ImageSeeded, bytes]:
         caption=item.caption,
         extra=seed_extra(item),
         source=item.source,
-    ), data
+        format=header.format,
+        stored_width=header.stored_size[0],
+        stored_height=header.stored_size[1],
+        orientation=header.orientation,
+        conversion=ingested.conversion,
+        ingest=settings.key,
+    ), ingested.prepared

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from auto_label.pipelines.config import ConfigBlock, WorkflowConfig
+from auto_label.pipelines.config import ImageData, WorkflowConfig
 
 
 class GroundingWorkflow(WorkflowConfig):
@@ -14,7 +14,7 @@ class GroundingWorkflow(WorkflowConfig):
     """0 extracts expressions, 1 grounds them"""
 
 
-class GroundingData(ConfigBlock):
+class GroundingData(ImageData):
     input_jsonl: Path
     """one JSON object per line with image_path and caption"""
     image_root: str = ""

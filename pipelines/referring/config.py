@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from auto_label.pipelines.config import ConfigBlock, WorkflowConfig
+from auto_label.pipelines.config import ImageData, WorkflowConfig
 
 
 class ReferringWorkflow(WorkflowConfig):
@@ -17,7 +17,7 @@ class ReferringWorkflow(WorkflowConfig):
     """what a run exports: annotations.jsonl, the legacy per-image text files, or both"""
 
 
-class ReferringData(ConfigBlock):
+class ReferringData(ImageData):
     image_dir: str = ""
     kitti_label_dir: str = ""
     input_annotations_jsonl: str = ""
