@@ -21,6 +21,8 @@ _API = {
     "records": "auto_label.api",
     "AutoLabelError": "auto_label.errors",
     "LedgerStatus": "auto_label.status",
+    "ProbeReport": "auto_label.probing",
+    "probe": "auto_label.probing",
     "ledger_status": "auto_label.status",
 }
 

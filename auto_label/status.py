@@ -32,6 +32,8 @@ class LedgerStatus:
     requests: int = 0
     attempt_failures: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """what the latest run warned about (a default or a suspect box convention)"""
     problems: list[str] | None = None
     """with check=True: the integrity problems found (empty: sound)"""
 
@@ -57,6 +59,8 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
         status.requests = ledger.count("request_sent")
         status.attempt_failures = queries.attempt_failures(conn)
         status.tokens = queries.token_totals(conn)
+        if runs:
+            status.warnings = queries.run_warnings(conn, runs[-1].run_id)
         if check:
             status.problems = check_ledger(ledger)
     return status

@@ -44,6 +44,7 @@ def _grounding_spec(path: Path, results: Path, data: Path, base_url: str) -> Non
               base_url: {base_url}
               api_key: {DEMO_KEY}
               model_name: simulated-vlm
+              coordinates: xyxy_pixel   # how the simulator answers (no profile knows it)
               temperature: 0.0
               max_tokens: 2048
               timeout: 10

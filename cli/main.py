@@ -138,6 +138,29 @@ def status(
 
 
 @app.command()
+def probe(
+    spec: Annotated[Path, typer.Option("-e", "--experiment-spec",
+                                       help="The YAML spec file.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Overrides such as image_grounding.vlm.openai.base_url=http://gpu:8000/v1."
+    )] = None,
+) -> None:
+    """Measure which box convention and frame the spec's endpoint answers in (a few requests
+    about generated images, recorded in the ledger), and print the spec lines that fit.
+
+    Exits 1 when no reading explains the answers."""
+    from auto_label.cli.summary import print_probe
+    from auto_label.probing import probe as run_probe
+
+    try:
+        report = run_probe(spec, overrides or [])
+    except AutoLabelError as error:
+        raise _fail(error) from None
+    print_probe(out, report)
+    raise typer.Exit(0 if report.fits else 1)
+
+
+@app.command()
 def demo(
     directory: Annotated[Path, typer.Argument(help="Where to write the demo.")] = Path(
         "auto_label_demo"),

@@ -6,9 +6,11 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from auto_label.api import OUTCOMES, RunSummary
+from auto_label.probing import ProbeReport
 from auto_label.status import LedgerStatus
 
 
@@ -24,6 +26,8 @@ def print_summary(console: Console, summary: RunSummary) -> None:
         table.add_row(name, *(str(counts.get(o, 0)) for o in OUTCOMES),
                       str(summary.images - reached))
     console.print(table)
+    for alarm in summary.alarms:
+        console.print(f"[bold yellow]WARNING:[/] {escape(alarm)}")
     console.print(f"requests sent: {summary.requests}")
     if summary.failures:
         kinds = ", ".join(f"{kind} {n}" for kind, n in summary.failures.most_common())
@@ -49,6 +53,8 @@ def print_status(console: Console, report: LedgerStatus) -> None:
     console.print(f"{report.path}: {report.pipeline or 'no run yet'}, {report.runs} run(s), "
                   f"last {report.last_run or '-'}", markup=False)
     console.print(f"images seeded: {report.images}")
+    for warning in report.warnings:
+        console.print(f"[bold yellow]WARNING (last run):[/] {escape(warning)}")
     table = Table(title_justify="left")
     table.add_column("step")
     table.add_column("completed", justify="right")
@@ -72,3 +78,29 @@ def print_status(console: Console, report: LedgerStatus) -> None:
                 console.print(f"  - {problem}", markup=False)
         else:
             console.print("check: the ledger is sound (integrity_check ok, invariants hold)")
+
+
+def print_probe(console: Console, report: ProbeReport) -> None:
+    configured = report.configured
+    source = (f"the {configured.profile} profile" if configured.profile and
+              configured.coordinates else "the backend's default" if configured.defaulted
+              else "the spec")
+    console.print(f"{report.backend} {report.model}: {report.requests} requests; boxes are read "
+                  f"now as {configured.coordinates} ({source})", markup=False)
+    for failure in report.failures:
+        console.print(f"[red]failed:[/] {escape(failure)}")
+    table = Table(title="readings of the answers, best first", title_justify="left")
+    table.add_column("reading")
+    table.add_column("mean IoU", justify="right")
+    table.add_column("objects found", justify="right")
+    for entry in report.scores:
+        table.add_row(entry.candidate.describe(), f"{entry.mean_iou:.3f}",
+                      f"{entry.hits}/{entry.objects}")
+    console.print(table)
+    if not report.fits:
+        console.print(f"[bold red]no reading explains the answers[/] (best mean IoU "
+                      f"{report.best.mean_iou:.2f}): the model may not ground objects, or "
+                      "answers in a shape the parser does not read; see `auto_label status`")
+        return
+    console.print("Spec lines that fit:")
+    console.print(report.spec_lines(), markup=False, highlight=False)

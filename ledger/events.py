@@ -44,7 +44,11 @@ class _Event(BaseModel, Versioned):
 
 
 class RunStarted(_Event):
+    class_version = 2
     type: Literal["run_started"] = "run_started"
+    purpose: Literal["generate", "probe"] = Field(
+        default="generate", description="a dataset run, or `auto_label probe` measuring the "
+                                        "endpoint's box convention (its requests name no image)")
     pipeline: str
     steps: list[str]
     spec: dict[str, Any] = Field(description="the spec, API keys masked")
@@ -57,6 +61,11 @@ class RunStarted(_Event):
                                         "reprocessing (part of the completions' unique key)")
     pid: int
     host: str
+
+    @staticmethod
+    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+        """v2 says what the run was for; every v1 run generated."""
+        return {**raw, "v": 2, "purpose": "generate"}
 
 
 class RunWarning(_Event):

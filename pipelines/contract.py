@@ -7,14 +7,14 @@ retries, events) the same way for every step of every pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from auto_label.boxes import Convention
+from auto_label.boxes import Convention, to_pixels
 from auto_label.ledger.events import ImageSeeded, StepCompleted
 from auto_label.ledger.versioning import Versioned
 from auto_label.pipelines.config import ImageData, WorkflowConfig
@@ -87,7 +87,17 @@ class StepInput:
     sent_size: tuple[int, int]
     """(width, height) of the image as sent to the model"""
     original_size: tuple[int, int]
-    """(width, height) of the image file: the frame every stored box is in"""
+    """(width, height) of the upright image: the frame every stored box is in"""
+    observe: Callable[[Sequence[float], tuple[int, int]], None] | None = field(
+        default=None, compare=False)
+    """sees every box the model wrote, as written, with the size the image was sent at"""
+
+    def to_pixels(self, values: Sequence[float]) -> tuple[float, float, float, float]:
+        """A box as the model wrote it -> (x1, y1, x2, y2) floats in pixels of the upright image
+        (`boxes.to_pixels`; the observer sees it first). Raises ValueError for a non-box."""
+        if self.observe is not None:
+            self.observe(values, self.sent_size)
+        return to_pixels(values, self.convention, self.sent_size, self.original_size)
 
     def output(self, step: str, model: type[OutputT]) -> OutputT:
         """The upstream output of `step`, as the model it must be (TypeError otherwise)."""

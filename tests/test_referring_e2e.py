@@ -197,3 +197,20 @@ def test_the_reference_style_annotations_import_boxes_and_run_every_step(tmp_pat
         "image_referring_expression.data.kitti_label_dir=",
         f"image_referring_expression.data.input_annotations_jsonl={tmp_path / 'ref.jsonl'}"))
     assert summary.complete and summary.records == 2
+
+
+def test_kitti_dontcare_rows_are_skipped_and_counted(tmp_path, sim):
+    data = write_referring_dataset(tmp_path / "data", 3, seed=57)
+    labels = sorted((data.root / "labels").glob("*.txt"))
+    for label in labels[:2]:  # as in KITTI: unlabelled areas beside the real objects
+        with label.open("a") as handle:
+            handle.write("DontCare -1 -1 -10 5.00 5.00 60.00 40.00 -1 -1 -1 -1000 -1000 -1000 -10\n"
+                         "DontCare -1 -1 -10 70.00 8.00 90.00 30.00 -1 -1 -1 -1000 -1000 -1000 "
+                         "-10\n")
+    summary = generate(referring_spec(tmp_path / "out", data.root, sim))
+    assert summary.complete
+    assert any("4 DontCare row(s)" in w and "in 2 label file(s)" in w for w in summary.warnings)
+    for record in read_jsonl(tmp_path / "out" / "annotations.jsonl"):
+        truth = data.by_id()[record["image_id"]]
+        assert len(record["regions"]) == len(truth["objects"])
+        assert all(k[4] != "DontCare" for k in record["kitti_bboxes"])

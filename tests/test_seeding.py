@@ -88,3 +88,47 @@ def test_images_are_sent_as_they_are_unless_downscaled(tmp_path, fmt):
     assert small.sent_size == (60, 40) and small.original_size == (120, 80)
     with Image.open(io.BytesIO(small.data)) as image:
         assert image.size == (60, 40)
+
+
+def test_data_after_a_jpegs_end_is_fine_and_a_cut_one_is_not(tmp_path):
+    good = image_bytes("JPEG", (96, 64))
+    for name, data in (("padded.jpg", good + b"\x00" * 2048),
+                       ("motion.jpg", good + b"\x00\x00\x00\x18ftypmp42" + b"\x07" * 5000)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        seeded, prepared = seed(item(path))
+        assert (seeded.width, seeded.height) == (96, 64) and prepared.data == data
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(good[: len(good) // 2] + b"\x00" * 2048)  # cut, then padded: no end marker
+    with pytest.raises(ImageProblem, match="corrupt or truncated"):
+        seed(item(path))
+
+
+def test_a_heic_named_jpg_is_read_by_its_content(tmp_path):
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 40), (30, 70, 220)).save(buffer, "HEIF")
+    path = tmp_path / "IMG_0001.jpg"
+    path.write_bytes(buffer.getvalue())
+    seeded, prepared = seed(item(path))
+    assert seeded.format == "HEIF" and (seeded.width, seeded.height) == (64, 40)
+    assert prepared.mime_type == "image/jpeg" and prepared.data[:3] == b"\xff\xd8\xff"
+
+
+def test_a_large_jpeg_sent_smaller_is_decoded_in_draft_mode(tmp_path, monkeypatch):
+    from PIL import JpegImagePlugin
+
+    sizes = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        sizes.append(size)
+        return original(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    data = image_bytes("JPEG", (2400, 1600))
+    sent = prepare(data, name="x", sha256="x", settings=IngestSettings(),
+                   frame=ModelFrame("xyxy_pixel", max_image_side=600)).prepared
+    assert sizes == [(600, 400)] and sent.sent_size == (600, 400)

@@ -58,6 +58,9 @@ class StepJob:
     """upstream step -> the output hash this job builds on"""
     ctx: StepInput
     image: PreparedImage
+    record_outcome: bool = True
+    """False for requests about no dataset image (the probe): their requests and responses are
+    recorded, but no step_completed / step_failed"""
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,8 @@ class StepExecutor:
             output_version=output.class_version, output_hash=output_hash,
             upstream=job.upstream, request_id=request_id,
         )
-        self.writer.put(*([received] if received is not None else []), completed)
+        outcome = [completed] if job.record_outcome else []
+        self.writer.put(*([received] if received is not None else []), *outcome)
         return Completed(output, output_hash)
 
     def _fail(self, job: StepJob, kind: str, message: str, *, raw_text: str | None = None,
@@ -215,5 +219,6 @@ class StepExecutor:
             fingerprint=job.fingerprint, kind=kind, message=line, raw_text=raw_text,
             request_id=request_id,
         )
-        self.writer.put(*([received] if received is not None else []), failed)
+        outcome = [failed] if job.record_outcome else []
+        self.writer.put(*([received] if received is not None else []), *outcome)
         return Failed(kind, line)

@@ -22,6 +22,8 @@ class ImageCache:
         self.settings = settings
         self.frame = frame
         self._images: OrderedDict[str, PreparedImage] = OrderedDict()
+        self._reading: dict[str, threading.Event] = {}
+        """images being read by one thread while others (its other steps) wait for it"""
         self._lock = threading.Lock()
 
     def keep(self, image_id: str, prepared: PreparedImage) -> None:
@@ -33,15 +35,26 @@ class ImageCache:
                 self._images.popitem(last=False)
 
     def get(self, image_id: str, path: Path, *, sha256: str) -> PreparedImage:
-        """The image as sent, read and prepared from `path` when it is not kept. Raises OSError
-        when the file cannot be read, ImageProblem when it no longer decodes."""
-        with self._lock:
-            prepared = self._images.get(image_id)
-            if prepared is not None:
-                self._images.move_to_end(image_id)
-                return prepared
-        data = path.read_bytes()
-        prepared = prepare(data, name=str(path), sha256=sha256, settings=self.settings,
-                           frame=self.frame).prepared
-        self.keep(image_id, prepared)
+        """The image as sent, read and prepared from `path` when it is not kept; steps of one
+        image asked at once wait for one read. Raises OSError when the file cannot be read,
+        ImageProblem when it no longer decodes."""
+        while True:
+            with self._lock:
+                prepared = self._images.get(image_id)
+                if prepared is not None:
+                    self._images.move_to_end(image_id)
+                    return prepared
+                reading = self._reading.get(image_id)
+                if reading is None:
+                    self._reading[image_id] = threading.Event()
+                    break
+            reading.wait()  # then take it from the cache, or read it if that read failed
+        try:
+            data = path.read_bytes()
+            prepared = prepare(data, name=str(path), sha256=sha256, settings=self.settings,
+                               frame=self.frame).prepared
+            self.keep(image_id, prepared)
+        finally:
+            with self._lock:
+                self._reading.pop(image_id).set()
         return prepared

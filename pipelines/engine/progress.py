@@ -67,6 +67,8 @@ class RunSummary:
     records: int = 0
     warnings: list[str] = field(default_factory=list)
     """input problems that were skipped (unlabelled images, malformed label rows...)"""
+    alarms: list[str] = field(default_factory=list)
+    """what a person must hear about the boxes (a default or a suspect convention)"""
 
     @property
     def complete(self) -> bool:

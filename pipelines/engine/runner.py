@@ -20,10 +20,17 @@ from typing import Any
 from auto_label.backends.base import Backend, PreparedImage
 from auto_label.errors import AuthRejected
 from auto_label.ledger import queries
-from auto_label.ledger.events import ImageRejected, StepCompleted, StepFailed, StepSelected
+from auto_label.ledger.events import (
+    ImageRejected,
+    RunWarning,
+    StepCompleted,
+    StepFailed,
+    StepSelected,
+)
 from auto_label.pipelines.config import WorkflowConfig
 from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
 from auto_label.pipelines.engine import planning
+from auto_label.pipelines.engine.alarm import ConventionAlarm
 from auto_label.pipelines.engine.execute import Completed, Failed, Pacer, StepExecutor, StepJob
 from auto_label.pipelines.engine.image_cache import ImageCache
 from auto_label.pipelines.engine.planning import (
@@ -138,12 +145,21 @@ class _Run:
         self.pool = WorkerPool(workers, stop, self._unexpected)
         self.projections = Projections()
         self.abort: AuthRejected | None = None
+        self.alarm = ConventionAlarm(backend.frame.coordinates,
+                                     f"vlm.{backend.name}.coordinates", self._warn_run)
         self._lock = threading.Lock()
 
     def work(self, items: list[ImageInput], warnings: list[str]) -> bool:
         """Plan and run every image; True when the run was stopped before the end."""
         self.tracker.progress.begin(self.tracker.summary.steps, len(items))
         self.tracker.warn(warnings, show=MAX_NOTES)
+        frame = self.backend.frame
+        if frame.defaulted:
+            self._warn_run(
+                f"vlm.{self.backend.name}: no profile knows the model {self.backend.model!r} and "
+                f"vlm.{self.backend.name}.coordinates is not set, so boxes are read as "
+                f"{frame.coordinates} (the backend's default); if the model answers otherwise "
+                "every box is wrong: check with `auto_label probe -e SPEC`", "default_convention")
         try:
             self.pool.start()
             self._plan(items)
@@ -221,6 +237,12 @@ class _Run:
                     self._fail(image, step, fingerprint, "internal_error", problem)
 
         return task
+
+    def _warn_run(self, message: str, kind: str = "convention") -> None:
+        """Say it once, loudly: in the ledger (status shows it), the progress and the summary."""
+        self.session.writer.put(RunWarning(run_id=self.session.run_id, kind=kind,
+                                           message=message))
+        self.tracker.alarm(message)
 
     def _unexpected(self, task: Task, exc: Exception) -> None:
         self.tracker.warn([f"internal error in the worker pool: {type(exc).__name__}: {exc}"])
@@ -308,7 +330,7 @@ class _Run:
         return StepInput(
             image_id=item.image_id, caption=item.caption, extra=item.extra,
             upstream=self._upstream(image, step), convention=self.backend.frame.coordinates,
-            sent_size=prepared.sent_size, original_size=image.size)
+            sent_size=prepared.sent_size, original_size=image.size, observe=self.alarm.observe)
 
     def _upstream(self, image: _Image, step: Step) -> Mapping[str, StepOutput]:
         """The outputs `step` builds on, read back from the ledger when not in memory.

@@ -47,7 +47,8 @@ class RunSession:
 
     @classmethod
     def start(cls, results_dir: Path, *, pipeline: str, steps: list[str], spec: dict[str, Any],
-              backend: str, model: str, force: bool, on_commit: OnCommit) -> RunSession:
+              backend: str, model: str, force: bool, on_commit: OnCommit | None = None,
+              purpose: Literal["generate", "probe"] = "generate") -> RunSession:
         """Lock `results_dir`, open its ledger and record run_started. Raises LedgerError when the
         results_dir is unusable, locked by another run, or holds another pipeline's ledger."""
         make_results_dir(results_dir)
@@ -61,7 +62,7 @@ class RunSession:
             _check_pipeline(ledger, pipeline)
             generation = queries.next_generation(ledger.connection()) if force else 0
             started = RunStarted(
-                run_id=uuid.uuid4().hex, pipeline=pipeline, steps=steps, spec=spec,
+                run_id=uuid.uuid4().hex, purpose=purpose, pipeline=pipeline, steps=steps, spec=spec,
                 spec_fingerprint=content_hash(spec), tool_version=__version__, backend=backend,
                 model=model, force_reprocess=force, generation=generation, pid=os.getpid(),
                 host=socket.gethostname())

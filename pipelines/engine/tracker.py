@@ -50,6 +50,12 @@ class Tracker:
                 self.progress.note(f"... and {len(messages) - len(shown)} more input problems "
                                    "(see the run summary)")
 
+    def alarm(self, message: str) -> None:
+        """Something wrong with every box, most likely: in the summary, and shown at once."""
+        with self._lock:
+            self.summary.alarms.append(message)
+            self.progress.note(f"WARNING: {message}")
+
     def committed(self, events: list[Event], refused: list[StepCompleted]) -> None:
         """The ledger writer stored `events` and refused `refused` (its on_commit callback)."""
         for event in events:

@@ -4,7 +4,7 @@ image."""
 
 from __future__ import annotations
 
-from auto_label.boxes import finalize_box, to_pixels
+from auto_label.boxes import finalize_box
 from auto_label.pipelines.contract import Immediate, Step, StepInput
 from auto_label.pipelines.grounding import prompts
 from auto_label.pipelines.grounding.outputs import (
@@ -46,9 +46,7 @@ def _parse_ground(text: str, ctx: StepInput) -> GroundingOutput:
         instances: list[GroundedInstance] = []
         seen: set[tuple[int, ...]] = set()
         for values, score in raw.get(expression, []):  # at most 10, as parsed
-            box = finalize_box(
-                to_pixels(values, ctx.convention, ctx.sent_size, ctx.original_size), width, height
-            )
+            box = finalize_box(ctx.to_pixels(values), width, height)
             if box is None or tuple(box) in seen:
                 dropped += 1
                 continue

@@ -24,7 +24,7 @@ from auto_label.pipelines.inputs import (
     resolve_image_path,
 )
 from auto_label.pipelines.referring.config import ReferringData
-from auto_label.pipelines.referring.kitti import read_kitti
+from auto_label.pipelines.referring.kitti import DONT_CARE, read_kitti
 from auto_label.pipelines.referring.outputs import (
     CaptionOutput,
     ExpressionGroup,
@@ -80,6 +80,7 @@ def read_referring_inputs(data: ReferringData) -> Inputs:
         warnings.append(f"{len(orphans)} label file(s) in {label_dir} have no image in "
                         f"{image_dir}, skipped: {_names(orphans)}")
     items = []
+    dont_care = files_with = 0
     for stem in sorted(set(images) & set(labels)):
         try:
             rows = read_kitti(labels[stem])
@@ -87,11 +88,16 @@ def read_referring_inputs(data: ReferringData) -> Inputs:
             warnings.append(f"{labels[stem]}: cannot read the label file ({exc}); skipped")
             continue
         warnings.extend(rows.problems)
+        dont_care += rows.dont_care
+        files_with += rows.dont_care > 0
         items.append(ImageInput(
             image_id=stem, path=images[stem], image_path=str(images[stem]), caption=None,
             source=str(labels[stem]),
             extra={"kitti": rows.boxes, "kitti_lines": rows.lines},
         ))
+    if dont_care:
+        warnings.append(f"{dont_care} {DONT_CARE} row(s) (unlabelled areas, not objects) in "
+                        f"{files_with} label file(s) in {label_dir}, skipped")
     if not items:
         raise InputError(f"{image_dir}: no image has a matching label file in {label_dir}")
     return Inputs(items, warnings)
@@ -139,6 +145,8 @@ def _boxes_of(record: dict[str, Any], where: str) -> tuple[list[list[float | str
         entries = [(r.get("bbox"), str(r.get("type") or "object"))
                    for r in regions if isinstance(r, dict)]
     for index, (value, cls) in enumerate(entries):
+        if cls == DONT_CARE:
+            continue
         box = _box(value)
         if box is None:
             problems.append(f"{where}: box {index} is not [x1, y1, x2, y2] with x1 < x2, "
@@ -160,7 +168,8 @@ def _imports(record: dict[str, Any], boxes: list[list[float | str]]) -> dict[str
     """The step outputs the record holds, stored as our step outputs (current versions)."""
     steps = record.get("pipeline_steps") or []
     imports: dict[str, Any] = {}
-    regions = [r for r in record.get("regions") or [] if isinstance(r, dict)]
+    regions = [r for r in record.get("regions") or []
+               if isinstance(r, dict) and r.get("type") != DONT_CARE]  # as the boxes
     if regions and ("step0_region_expr" in steps or any(r.get("description") for r in regions)):
         imports["0"] = RegionsOutput(regions=[
             Region(bbox=[round(float(v)) for v in b[:4]], type=str(r.get("type") or b[4]),

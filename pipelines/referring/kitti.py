@@ -1,7 +1,8 @@
 """KITTI label files: `<stem>.txt`, whitespace-separated rows, class in column 0, box in 4-7.
 
 Reading is forgiving per row and strict in what it reports: a malformed row is skipped with a
-one-line problem naming the file and line; the other rows of the file are kept.
+one-line problem naming the file and line; the other rows of the file are kept. `DontCare` rows
+(unlabelled areas, in almost every KITTI frame) are not objects: skipped and counted.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from pathlib import Path
 
 from auto_label.boxes import as_box, is_ordered
 
+DONT_CARE = "DontCare"
+"""KITTI's class for unlabelled areas (regions with objects nobody labelled): not objects."""
+
 
 @dataclass(frozen=True)
 class LabelRows:
@@ -19,6 +23,8 @@ class LabelRows:
     lines: list[str]
     """`file:line` of each box, for later messages"""
     problems: list[str]
+    dont_care: int = 0
+    """DontCare rows skipped"""
 
 
 def read_kitti(path: Path) -> LabelRows:
@@ -26,9 +32,13 @@ def read_kitti(path: Path) -> LabelRows:
     boxes: list[list[float | str]] = []
     lines: list[str] = []
     problems: list[str] = []
+    dont_care = 0
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         columns = line.split()
         if not columns:
+            continue
+        if columns[0] == DONT_CARE:
+            dont_care += 1
             continue
         where = f"{path}:{number}"
         if len(columns) < 8:
@@ -49,7 +59,7 @@ def read_kitti(path: Path) -> LabelRows:
             continue
         boxes.append([*box, columns[0]])
         lines.append(where)
-    return LabelRows(boxes, lines, problems)
+    return LabelRows(boxes, lines, problems, dont_care)
 
 
 def clip_boxes(boxes: list[list[float | str]], lines: list[str], width: int,

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from auto_label.boxes import best_match, from_pixels, to_pixels
+from auto_label.boxes import best_match, from_pixels
 from auto_label.pipelines.answers import ParseError
 from auto_label.pipelines.contract import Immediate, Step, StepInput
 from auto_label.pipelines.referring import prompts
@@ -53,7 +53,7 @@ def _model_box(box: Sequence[Any], ctx: StepInput) -> list[int]:
 
 
 def _pixels(values: list[float], ctx: StepInput) -> list[float]:
-    return list(to_pixels(values, ctx.convention, ctx.sent_size, ctx.original_size))
+    return list(ctx.to_pixels(values))
 
 
 def snap(box: Sequence[float], regions: Sequence[Sequence[Any]]) -> tuple[int, float] | None:
