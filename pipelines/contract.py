@@ -170,3 +170,7 @@ class Pipeline:
 
     def downstream(self, number: str) -> list[Step]:
         return [s for s in self.steps if number in s.needs]
+
+    def depth(self, step: Step) -> int:
+        """1 for a step that needs none, else one more than its deepest upstream step."""
+        return 1 + max((self.depth(self.step(n)) for n in step.needs), default=0)

@@ -193,3 +193,47 @@ def test_probe_through_gemini_and_the_cli(tmp_path, sim):
     assert "yxyx_1000 fits best" in result.output
     assert "the spec already reads boxes this way" in result.output
     assert "      coordinates: yxyx_1000" in result.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(40, 900), st.integers(40, 900), st.integers(1, 8),
+       st.sampled_from([0, 200]), st.sampled_from([None, 200704, 50176]),
+       st.floats(0.05, 0.55), st.floats(0.05, 0.55), st.floats(0.2, 0.4), st.floats(0.2, 0.4))
+def test_a_drawn_box_comes_back_through_the_real_pixels(width, height, orientation, max_side,
+                                                        pixels, fx, fy, fw, fh):
+    """The pixel path, not only the arithmetic: a box drawn in the upright picture, stored as a
+    camera tagging `orientation` stores it, prepared for sending, found again in the pixels sent
+    and read back as a model answering in sent pixels would be, lands where it was drawn (within
+    one pixel of the sent frame, scaled)."""
+    import io
+
+    from photos import INVERSE
+    from PIL import Image, ImageDraw
+
+    from auto_label.pipelines.images.decode import IngestSettings
+    from auto_label.pipelines.images.prepare import prepare
+
+    upright = Image.new("RGB", (width, height), (240, 240, 240))
+    box = (round(fx * width), round(fy * height), round((fx + fw) * width),
+           round((fy + fh) * height))
+    ImageDraw.Draw(upright).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(200, 0, 0))
+    transpose = INVERSE[orientation]
+    stored = upright.transpose(transpose) if transpose is not None else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, "PNG", exif=exif.tobytes())
+    frame = ModelFrame("xyxy_pixel", max_image_side=max_side,
+                       smart_resize=SmartResize(max_pixels=pixels) if pixels else None)
+    sent = prepare(buffer.getvalue(), name="p", sha256="s", settings=IngestSettings(),
+                   frame=frame).prepared
+    assert sent.original_size == (width, height)
+    with Image.open(io.BytesIO(sent.data)) as image:
+        assert image.size == sent.sent_size
+        # the red box: where green is low (the background is light gray)
+        mask = Image.eval(image.convert("RGB").getchannel("G"), lambda v: 255 if v < 120 else 0)
+        bbox = mask.getbbox()
+    assert bbox is not None
+    back = to_pixels(bbox, "xyxy_pixel", sent.sent_size, sent.original_size)
+    scale = max(width / sent.sent_size[0], height / sent.sent_size[1])
+    assert max(abs(a - b) for a, b in zip(back, box, strict=True)) <= 1.5 * scale + 1

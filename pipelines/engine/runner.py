@@ -204,7 +204,9 @@ class _Run:
     def _apply(self, image: _Image, decision: Decision) -> None:
         step = decision.step
         if isinstance(decision, Ask):
-            priority = -(self.pipeline.steps.index(step) + 1)
+            # deeper steps first (records complete early, memory stays flat); steps of one
+            # depth (referring's 0 and 1) keep their order, so an image's are read together
+            priority = -self.pipeline.depth(step)
             self.pool.submit(priority, self._task(
                 image, step, functools.partial(self._ask, image, decision), decision.fingerprint))
         elif isinstance(decision, Reuse):

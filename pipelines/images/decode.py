@@ -150,8 +150,9 @@ def decode(image: Image.Image, header: Header, target: tuple[int, int],
     elif header.orientation_tag != 1:
         notes.append(f"EXIF orientation {header.orientation_tag} not applied "
                      "(data.exif_orientation: ignore)")
-    if pixels.size != target:
-        pixels = pixels.resize(target, Image.Resampling.LANCZOS)
+    if pixels.size != target:  # bicubic, as Qwen2-VL's processor resizes (transformers'
+        # Qwen2VLImageProcessor, resample=BICUBIC); reducing_gap keeps big downscales cheap
+        pixels = pixels.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
     return pixels, notes
 
 
