@@ -60,13 +60,17 @@ def test_a_directory_is_not_an_image(tmp_path):
         seed(item(tmp_path))
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "AVIF", "TIFF", "GIF"])
 def test_good_images_are_seeded_with_their_real_size(tmp_path, fmt):
     path = tmp_path / f"ok.{fmt.lower()}"
     path.write_bytes(image_bytes(fmt, (123, 45)))
     seeded, prepared = seed(item(path))
     assert (seeded.width, seeded.height) == (123, 45) == prepared.original_size
-    assert seeded.format == ("JPEG" if fmt == "JPEG" else fmt)
+    assert seeded.format == fmt
+    sendable = fmt in ("PNG", "JPEG", "WEBP")  # as they are; the others re-encoded
+    assert (prepared.data == path.read_bytes()) is sendable
+    assert prepared.mime_type == {"PNG": "image/png", "WEBP": "image/webp",
+                                  "AVIF": "image/jpeg", "JPEG": "image/jpeg"}.get(fmt, "image/png")
     assert seeded.size == path.stat().st_size
     assert seeded.source == "input.jsonl:3"
 
