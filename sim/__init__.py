@@ -7,7 +7,12 @@ synthetic scenes (coloured shapes on a plain background) that it also generates,
 ground truth. Latency, faults and rate limits are configurable and reproducible from a seed.
 Like real servers it applies the EXIF orientation of the image it is sent, and it can play
 Qwen2.5-VL's pixel frame (the image as its processor resized it) or Qwen3-VL's 0-1000 boxes
-(frames.py, boxes.py: each behaviour with its public source).
+(frames.py, boxes.py: each behaviour with its public source). It also answers as real endpoints
+do (catalog.py, quotas.py, styles.py, with the sources): vLLM's 404s for unknown routes and
+unserved models and its model list, Gemini's and OpenAI's quota 429s, and the answer shapes of
+real servers and models (content parts, reasoning fields, Python literals, Gemini's native
+detections...), chosen by `SimConfig.served_models`, the faults "quota_minute" and "quota_day"
+and `SimConfig.answer_style`.
 
 It shares no code with the client side (backends, pipelines, ledger, cli) on purpose: a bug shared
 by both sides would hide itself from every test.
@@ -30,7 +35,7 @@ from .datasets import (
     write_referring_dataset,
 )
 from .engine import RequestRecord
-from .faults import FAULT_KINDS, OUTCOMES, SimConfig
+from .faults import ANSWER_STYLES, FAULT_KINDS, OUTCOMES, SimConfig
 from .frames import EXIF_MODES, MODEL_FRAMES, View, smart_resize
 from .scenes import Scene, SceneObject, encode_image, make_scene
 from .server import Simulator
@@ -38,6 +43,7 @@ from .tasks import TASKS, detect_task
 from .vision import Analysis, Component, analyse, analyse_bytes
 
 __all__ = [
+    "ANSWER_STYLES",
     "CONVENTIONS",
     "EXIF_MODES",
     "FAULT_KINDS",

@@ -7,12 +7,31 @@
                                    [--model-frame sent|qwen2.5_smart_resize]
                                    [--min-pixels 3136] [--max-pixels 12845056]
                                    [--resize-factor 28]
+                                   [--served-model NAME ...] [--answer-style plain|...]
+                                   [--quota-retry-delay 3.0]
+    python -m auto_label.sim scenes DIR -n 20 [--kind grounding|referring] [--seed S]
+                                   [--format png|jpg|mixed]
 
 A Qwen2.5-VL behind vLLM started with a lower max_pixels, for instance:
     python -m auto_label.sim serve --model-frame qwen2.5_smart_resize --max-pixels 1003520
 and a Qwen3-VL (relative 0-1000 boxes): --convention-openai xyxy_1000.
-    python -m auto_label.sim scenes DIR -n 20 [--kind grounding|referring] [--seed S]
-                                   [--format png|jpg|mixed]
+
+Real endpoints (sources in catalog.py, quotas.py, styles.py):
+    --served-model NAME    (repeatable; default: none, any model name is accepted) the models
+                           GET /v1/models lists; a request for another gets vLLM's 404 ("The
+                           model `x` does not exist.") or Google's 404 NOT_FOUND
+    --answer-style STYLE   (default plain) plain, content_parts (Magistral's content list),
+                           reasoning_only / reasoning_cut (vLLM's reasoning fields, content
+                           null), python_literal, gemini_native (box_2d + label),
+                           label_variants, explicit_empty
+    --quota-retry-delay S  (default 3.0) the wait the fault quota_minute announces, in Gemini's
+                           RetryInfo and OpenAI's x-ratelimit-reset-requests; with
+                           --fault quota_minute=RATE and --fault quota_day=RATE (1.0: always)
+
+A vLLM serving one thinking model that spends its whole token budget thinking:
+    python -m auto_label.sim serve --served-model qwen3-vl-thinking --answer-style reasoning_cut
+and a Gemini free tier out of its per-minute quota on every request:
+    python -m auto_label.sim serve --fault quota_minute=1.0 --quota-retry-delay 19
 """
 
 from __future__ import annotations
@@ -25,7 +44,7 @@ from collections.abc import Sequence
 
 from .boxes import CONVENTIONS
 from .datasets import write_grounding_dataset, write_referring_dataset
-from .faults import FAULT_KINDS, SimConfig
+from .faults import ANSWER_STYLES, FAULT_KINDS, SimConfig
 from .frames import EXIF_MODES, MODEL_FRAMES
 from .server import Simulator
 
@@ -70,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="smart_resize max_pixels (qwen2.5_smart_resize frame)")
     serve.add_argument("--resize-factor", type=int, default=28,
                        help="smart_resize factor: patch size x merge size")
+    serve.add_argument("--served-model", dest="served_models", action="append", default=[],
+                       metavar="NAME", help="a served model name (repeatable; none: any name)")
+    serve.add_argument("--answer-style", choices=ANSWER_STYLES, default="plain",
+                       help="the shape of answers, as a kind of real server or model gives them")
+    serve.add_argument("--quota-retry-delay", type=float, default=3.0,
+                       help="seconds a quota_minute fault tells the client to wait")
     serve.add_argument("--hang-seconds", type=float, default=30.0)
     serve.add_argument("--group-noise", type=float, default=0.0)
     serve.add_argument("--extra-box", type=float, default=0.0)
@@ -91,7 +116,9 @@ def _config(args: argparse.Namespace) -> SimConfig:
         latency_jitter=args.jitter, faults=dict(args.fault), rpm=args.rpm, api_key=args.api_key,
         hang_seconds=args.hang_seconds, group_noise=args.group_noise, extra_box=args.extra_box,
         fences=args.fences, exif=args.exif, model_frame=args.model_frame,
-        min_pixels=args.min_pixels, max_pixels=args.max_pixels, resize_factor=args.resize_factor)
+        min_pixels=args.min_pixels, max_pixels=args.max_pixels, resize_factor=args.resize_factor,
+        served_models=tuple(args.served_models), answer_style=args.answer_style,
+        quota_retry_delay=args.quota_retry_delay)
 
 
 def _serve(args: argparse.Namespace) -> int:

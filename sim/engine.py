@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import protocols
+from . import catalog, protocols, quotas, styles
 from .boxes import Context
 from .faults import (
     RateWindow,
@@ -46,7 +46,8 @@ class RequestRecord:
     image_sha256: str | None
     # The size the model saw: after the EXIF orientation and the model's resize (frames.py).
     image_size: tuple[int, int] | None
-    # "ok", a fault kind, "unauthorized", "rpm_limited", "bad_request", "not_found", "sim_error"
+    # "ok", a fault kind, "unauthorized", "unknown_model", "rpm_limited", "bad_request",
+    # "not_found", "sim_error"
     outcome: str
     status: int  # HTTP status sent; 0 when the connection was dropped (server stopped)
     media_resolution: str | None = None
@@ -57,6 +58,7 @@ class RequestRecord:
     time: float = field(default_factory=time.time)
     received_size: tuple[int, int] | None = None  # the decoded image as received
     orientation: int | None = None  # the EXIF Orientation value found in it, None without one
+    answer_style: str = "plain"  # SimConfig.answer_style when the request came (styles.py)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,6 +118,7 @@ class Engine:
         self._rpm.reset()
 
     def record(self, **fields: Any) -> RequestRecord:
+        fields.setdefault("answer_style", self.config.answer_style)
         with self._lock:
             rec = RequestRecord(index=len(self._records), **fields)
             self._records.append(rec)
@@ -167,6 +170,10 @@ class Engine:
         if not key_ok:
             rec.outcome, rec.status = "unauthorized", 401
             return error_reply(proto, 401, "API key not valid. Please pass a valid API key.")
+        if not catalog.serves(cfg.served_models, proto, request.model):
+            rec.outcome, rec.status = "unknown_model", 404
+            return Reply(404, protocols.dumps(
+                catalog.unknown_model(proto, request.model, request.api_version)))
         wait = self._rpm.acquire()
         if wait is not None:
             rec.outcome, rec.status = "rpm_limited", 429
@@ -190,6 +197,12 @@ class Engine:
         if outcome == "rate_limit":
             return error_reply(proto, 429, "Resource has been exhausted (e.g. check quota).",
                                {"Retry-After": retry_after_header(cfg.retry_after)})
+        if outcome in quotas.QUOTA_KINDS:
+            if proto == "gemini":
+                body = quotas.gemini_quota(outcome, request.model, cfg.quota_retry_delay)
+                return Reply(429, protocols.dumps(body))
+            body, headers = quotas.openai_quota(outcome, request.model, cfg.quota_retry_delay)
+            return Reply(429, protocols.dumps(body), headers)
         if outcome == "server_error":
             return error_reply(proto, 500, "An internal error has occurred. Please retry.")
         if outcome == "bad_body":
@@ -198,9 +211,10 @@ class Engine:
         prompt_tokens = len(request.prompt.split()) + (IMAGE_TOKENS if request.image else 0)
         request_id = f"{sha[:12]}{n:04d}{int(_unit('id', cfg.seed, sha, task, n) * 1e6):06d}"
         if outcome == "blocked":
-            return self._render(request, None, "blocked", prompt_tokens, 0, request_id)
+            return self._render(request, None, "blocked", prompt_tokens, request_id)
         ctx = Context(analysis, cfg.convention(proto), cfg.seed, cfg.group_noise, cfg.extra_box)
-        text = answer(task, request.prompt, ctx)
+        text = styles.restyle(cfg.answer_style, task, answer(task, request.prompt, ctx),
+                              cfg.seed, sha)
         if (cfg.fences and text.lstrip().startswith(("{", "["))
                 and _unit("fence", cfg.seed, sha, task, n) < cfg.fences):
             text = _fence(text)
@@ -211,18 +225,34 @@ class Engine:
             text, finish = truncate(text), "length"
         if request.max_tokens is not None and math.ceil(len(text) / 4) > request.max_tokens:
             text, finish = text[: max(0, request.max_tokens) * 4], "length"
-        completion = max(1, math.ceil(len(text) / 4))
-        return self._render(request, text, finish, prompt_tokens, completion, request_id)
+        return self._render(request, text, finish, prompt_tokens, request_id, task)
 
     def _render(self, request: ChatRequest, text: str | None, finish: str, prompt_tokens: int,
-                completion: int, request_id: str) -> Reply:
+                request_id: str, task: str = "unknown") -> Reply:
+        style = self.config.answer_style if text is not None else "plain"
+        answer_tokens = max(1, math.ceil(len(text) / 4)) if text is not None else 0
+        budget = request.max_tokens if style == "reasoning_cut" else None
+        if style in ("reasoning_only", "reasoning_cut"):
+            answer_tokens = 0  # no answer text: every token went to the thinking, counted below
         if request.protocol == "gemini":
+            parts, finish, thought = styles.gemini_parts(style, task, text or "", finish)
+            thoughts = _tokens(thought, budget) if thought else (answer_tokens // 2 if text else 0)
             reason = {"stop": "STOP", "length": "MAX_TOKENS", "blocked": "SAFETY"}[finish]
             version = request.model or self.config.model_version
-            body = protocols.gemini_reply(version, text, reason, prompt_tokens, completion,
-                                          completion // 2 if text else 0, request_id)
+            body = protocols.gemini_reply(version, text, reason, prompt_tokens, answer_tokens,
+                                          thoughts, request_id,
+                                          None if text is None else parts)
         else:
+            message, finish, thought = styles.openai_message(style, task, text or "", finish)
+            completion = answer_tokens + (_tokens(thought, budget) if thought else 0)
             reason = {"stop": "stop", "length": "length", "blocked": "content_filter"}[finish]
             body = protocols.openai_reply(request_id, request.model, text, reason, prompt_tokens,
-                                          completion)
+                                          completion, None if text is None else message)
         return Reply(200, protocols.dumps(body))
+
+
+def _tokens(thought: str, budget: int | None) -> int:
+    """Tokens spent thinking: the whole `budget` when thinking ran out of it."""
+    if budget is not None:
+        return max(1, budget)
+    return max(1, math.ceil(len(thought) / 4))

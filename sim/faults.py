@@ -30,6 +30,15 @@ FAULT_KINDS: tuple[str, ...] = (
     "truncated",  # 200 with the answer cut at about half, finish reason length / MAX_TOKENS
     "bad_body",  # 200 with a body that is not JSON
     "blocked",  # safety block: Gemini finishReason SAFETY, OpenAI content_filter
+    # Appended last so that the draws of the kinds above stay as they were (pick_fault).
+    "quota_minute",  # 429: a per-minute quota; the wait in RetryInfo / x-ratelimit-reset-*
+    "quota_day",  # 429: a per-day quota (Gemini) or no credit left (OpenAI insufficient_quota)
+)
+
+# Shapes of the answers of real servers and models (styles.py has each one's source).
+ANSWER_STYLES: tuple[str, ...] = (
+    "plain", "content_parts", "reasoning_only", "reasoning_cut", "python_literal",
+    "gemini_native", "label_variants", "explicit_empty",
 )
 
 OUTCOMES: tuple[str, ...] = ("ok", *FAULT_KINDS)
@@ -53,6 +62,15 @@ class SimConfig:
     as Qwen2.5-VL's processor does (`smart_resize` with `resize_factor`, `min_pixels`,
     `max_pixels`; the defaults are Qwen2.5-VL's preprocessor_config.json), so pixel boxes come
     back in that frame, while "sent" analyses it at the size it came in.
+
+    Real endpoints (catalog.py, quotas.py, styles.py, with the sources): `served_models` (empty:
+    any name) are the models the server serves; `GET /v1/models` lists them and a request for
+    another gets vLLM's or Google's 404. The faults "quota_minute" and "quota_day" answer 429
+    as Gemini and OpenAI do when a quota is spent, the per-minute wait being
+    `quota_retry_delay` seconds (in Gemini's RetryInfo, in OpenAI's x-ratelimit-reset-requests;
+    never a Retry-After header); a rate of 1.0 makes every request meet one. `answer_style`
+    (one of ANSWER_STYLES, default "plain") gives answers the shape of a kind of real server or
+    model: content parts, reasoning fields, Python literals, Gemini's native detections...
     """
 
     seed: int = 0
@@ -75,8 +93,17 @@ class SimConfig:
     min_pixels: int = 3136
     max_pixels: int = 12845056
     resize_factor: int = 28
+    served_models: tuple[str, ...] = ()
+    answer_style: str = "plain"
+    quota_retry_delay: float = 3.0
 
     def __post_init__(self) -> None:
+        self.served_models = tuple(self.served_models)
+        if self.answer_style not in ANSWER_STYLES:
+            raise ValueError(f"unknown answer style {self.answer_style!r}; "
+                             f"expected one of {ANSWER_STYLES}")
+        if self.quota_retry_delay < 0:
+            raise ValueError("quota_retry_delay must not be negative")
         check_convention(self.convention_openai)
         check_convention(self.convention_gemini)
         self.view()  # ValueError for an unknown exif mode or model frame, or bad pixel bounds

@@ -30,6 +30,7 @@ class ChatRequest:
     image: bytes | None
     max_tokens: int | None = None
     media_resolution: str | None = None
+    api_version: str = "v1"  # Gemini: the version in the request's path (v1, v1beta, v1alpha)
 
 
 def _b64(data: str) -> bytes:
@@ -83,7 +84,7 @@ def parse_openai(body: Any) -> ChatRequest:
                        _int_or_none(max_tokens))
 
 
-def parse_gemini(model: str, body: Any) -> ChatRequest:
+def parse_gemini(model: str, body: Any, api_version: str = "v1beta") -> ChatRequest:
     if not isinstance(body, dict) or not isinstance(body.get("contents"), list):
         raise RequestError("'contents' must be a list")
     texts: list[str] = []
@@ -114,7 +115,7 @@ def parse_gemini(model: str, body: Any) -> ChatRequest:
     resolution = config.get("mediaResolution", config.get("media_resolution")) or part_resolution
     max_tokens = config.get("maxOutputTokens", config.get("max_output_tokens"))
     return ChatRequest("gemini", model, "\n".join(texts), image, _int_or_none(max_tokens),
-                       str(resolution) if resolution else None)
+                       str(resolution) if resolution else None, api_version)
 
 
 # --- replies -------------------------------------------------------------------------------
@@ -146,8 +147,11 @@ def error_body(protocol: str, status: int, message: str) -> dict[str, Any]:
 
 
 def openai_reply(request_id: str, model: str, text: str | None, finish: str, prompt_tokens: int,
-                 completion_tokens: int) -> dict[str, Any]:
-    """A ChatCompletion; `finish` is "stop", "length" or "content_filter"."""
+                 completion_tokens: int, message: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ChatCompletion; `finish` is "stop", "length" or "content_filter".
+
+    `message` replaces the plain {"role", "content": text, "refusal"} (answer styles).
+    """
     return {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
@@ -155,7 +159,7 @@ def openai_reply(request_id: str, model: str, text: str | None, finish: str, pro
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None},
+            "message": message or {"role": "assistant", "content": text, "refusal": None},
             "logprobs": None,
             "finish_reason": finish,
         }],
@@ -166,11 +170,16 @@ def openai_reply(request_id: str, model: str, text: str | None, finish: str, pro
 
 
 def gemini_reply(model_version: str, text: str | None, finish: str, prompt_tokens: int,
-                 completion_tokens: int, thoughts_tokens: int,
-                 response_id: str) -> dict[str, Any]:
-    """A GenerateContentResponse; `finish` is "STOP", "MAX_TOKENS" or "SAFETY"."""
+                 completion_tokens: int, thoughts_tokens: int, response_id: str,
+                 parts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A GenerateContentResponse; `finish` is "STOP", "MAX_TOKENS" or "SAFETY".
+
+    `parts` replaces the one text part (answer styles); an empty list leaves content partless.
+    """
     candidate: dict[str, Any] = {"finishReason": finish, "index": 0}
-    if text is not None:
+    if parts is not None:
+        candidate["content"] = {"role": "model", **({"parts": parts} if parts else {})}
+    elif text is not None:
         candidate["content"] = {"role": "model", "parts": [{"text": text}]}
     if finish == "SAFETY":
         candidate["safetyRatings"] = [{"category": "HARM_CATEGORY_DANGEROUS_CONTENT",

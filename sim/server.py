@@ -1,10 +1,14 @@
 """The HTTP face of the VLM SIMULATOR: a real server on 127.0.0.1 for tests and demos.
 
 It is a SIMULATOR, not a backend for real data: it answers from the pixels of synthetic shape
-scenes. Routes:
+scenes. Any other route gets 404: vLLM's ``{"detail": "Not Found"}`` on the OpenAI side, a
+Google error on Google's (catalog.py has the sources). Routes:
 
 - ``POST /v1/chat/completions``: OpenAI chat completions,
+- ``GET /v1/models``: the served models, as vLLM lists them (catalog.py),
 - ``POST /{v1,v1beta,v1alpha}/models/{model}:generateContent``: Gemini (google-genai SDK),
+- ``GET /{v1beta,v1alpha}/models`` and ``GET /{v1,v1beta,v1alpha}/models/{model}``: Google's
+  models.list and models.get (catalog.py),
 - ``GET /_sim/stats``: counters and request records as JSON (for clients in subprocesses),
 - ``POST /_sim/script`` ``{"outcomes": [...], "task": null}`` and ``POST /_sim/reset``.
 
@@ -29,12 +33,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import catalog
 from .engine import Engine, Reply, RequestRecord, error_reply
 from .faults import SimConfig
 from .protocols import RequestError, parse_gemini, parse_openai
 
 _GEMINI_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/models/(?P<model>[^/:]+):generateContent$")
 _OPENAI_PATH = "/v1/chat/completions"
+_MODELS_PATH = "/v1/models"
+_GOOGLE_MODELS = re.compile(r"^/(?P<version>v1|v1beta|v1alpha)/models(?:/(?P<model>[^/:]+))?$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -120,8 +127,47 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/_sim/stats":
             self._json(200, self.server.engine.stats())
+        elif path == _MODELS_PATH:
+            self._models()
+        elif (google := _GOOGLE_MODELS.match(path)) is not None:
+            self._google_models(google.group("version"), google.group("model"))
         else:
             self._not_found(path)
+
+    def _models(self) -> None:
+        """vLLM's GET /v1/models."""
+        engine = self.server.engine
+        key = engine.config.api_key
+        sent = self.headers.get("Authorization")
+        key_ok = key is None or sent == f"Bearer {key}"
+        engine.record(protocol="openai", model="", task="models", image_sha256=None,
+                      image_size=None, outcome="ok" if key_ok else "unauthorized",
+                      status=200 if key_ok else 401, key_ok=key_ok, key_sent=sent is not None)
+        if not key_ok:
+            self._send(error_reply("openai", 401, "Invalid API key."))
+            return
+        self._json(200, catalog.model_list(engine.config.served_models))
+
+    def _google_models(self, version: str, model: str | None) -> None:
+        """Google's models.list and models.get."""
+        engine = self.server.engine
+        config = engine.config
+        sent = (self.headers.get("x-goog-api-key")
+                or parse_qs(urlsplit(self.path).query).get("key", [None])[0])
+        key_ok = config.api_key is None or sent == config.api_key
+        served = model is None or catalog.serves(config.served_models, "gemini", model)
+        status = 401 if not key_ok else 200 if served else 404
+        engine.record(protocol="gemini", model=model or "", task="models", image_sha256=None,
+                      image_size=None, status=status, key_ok=key_ok, key_sent=sent is not None,
+                      outcome={200: "ok", 401: "unauthorized", 404: "unknown_model"}[status])
+        if status == 401:
+            self._send(error_reply("gemini", 401, "API key not valid."))
+        elif model is None:
+            self._json(200, catalog.google_model_list(config.served_models))
+        elif served:
+            self._json(200, catalog.google_model(model))
+        else:
+            self._json(404, catalog.unknown_model("gemini", model, version, "get"))
 
     def do_POST(self) -> None:
         engine = self.server.engine
@@ -149,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw or b"null")
             request = (parse_openai(body) if gemini is None
-                       else parse_gemini(gemini.group("model"), body))
+                       else parse_gemini(gemini.group("model"), body, gemini.group(1)))
         except (json.JSONDecodeError, UnicodeDecodeError, RequestError) as exc:
             status, outcome = (400, "bad_request") if key_ok else (401, "unauthorized")
             engine.record(protocol=protocol, model="", task="unknown", image_sha256=None,
@@ -184,10 +230,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"ok": True})
 
     def _not_found(self, path: str) -> None:
-        protocol = "gemini" if "/models/" in path else "openai"
-        self.server.engine.record(protocol=protocol, model="", task="unknown", image_sha256=None,
-                                  image_size=None, outcome="not_found", status=404)
-        self._send(error_reply(protocol, 404, f"No route for {path} on the simulator."))
+        gemini = catalog.is_gemini_path(path)
+        self.server.engine.record(protocol="gemini" if gemini else "openai", model="",
+                                  task="unknown", image_sha256=None, image_size=None,
+                                  outcome="not_found", status=404)
+        if gemini:
+            self._send(error_reply("gemini", 404, f"No route for {path} on the simulator."))
+        else:
+            self._json(404, catalog.route_not_found())
 
 
 class Simulator:
