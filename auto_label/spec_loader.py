@@ -20,23 +20,29 @@ from auto_label.spec import Spec, spec_model
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def _line_map(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
-    """Record the 1-based line of every mapping key below `node`."""
+def _line_map(node: yaml.Node, prefix: tuple[str, ...], out: dict[tuple[str, ...], int],
+              source: Path) -> None:
+    """Record the 1-based line of every mapping key below `node`; SpecError for a key given
+    twice in one mapping (YAML keeps the last silently, a pasted block would wipe the first)."""
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             path = (*prefix, str(key_node.value))
-            out[path] = key_node.start_mark.line + 1
-            _line_map(value_node, path, out)
+            line = key_node.start_mark.line + 1
+            if path in out:
+                raise SpecError(f"{source}:{line}: {'.'.join(path)}: key given twice (first at "
+                                f"line {out[path]}); merge the two")
+            out[path] = line
+            _line_map(value_node, path, out, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             path = (*prefix, str(index))
             out[path] = item.start_mark.line + 1
-            _line_map(item, path, out)
+            _line_map(item, path, out, source)
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
     except IsADirectoryError:
@@ -57,7 +63,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
         raise SpecError(f"{path}: the spec must be a YAML mapping of keys to values")
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
-        _line_map(node, (), lines)
+        _line_map(node, (), lines, path)
     return data, lines
 
 
@@ -147,6 +153,10 @@ def _first_error(
     for depth in range(len(loc), 0, -1):
         if loc[:depth] in from_override:
             return f"override {_show(from_override[loc[:depth]])!r}: {key}: {problem}{suffix}"
+    if error["type"] == "extra_forbidden":  # an unknown key an override created
+        for path, text in from_override.items():
+            if loc and path[:len(loc)] == loc:
+                return f"override {_show(text)!r}: {key}: {problem}{suffix}"
     for depth in range(len(loc), 0, -1):
         if loc[:depth] in lines and source is not None:
             return f"{source}:{lines[loc[:depth]]}: {key}: {problem}{suffix}"

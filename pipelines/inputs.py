@@ -35,7 +35,7 @@ def positive_int(value: Any, where: str, key: str) -> int | None:
 def iter_json_lines(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(`file:line`, object) for each non-blank line; InputError naming the line otherwise."""
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a BOM (Windows exports) is not data
     except FileNotFoundError:
         raise InputError(f"{path}: {what} not found") from None
     except IsADirectoryError:

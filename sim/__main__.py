@@ -41,6 +41,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from .boxes import CONVENTIONS
 from .datasets import write_grounding_dataset, write_referring_dataset
@@ -106,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     scenes.add_argument("--kind", choices=("grounding", "referring"), default="grounding")
     scenes.add_argument("--seed", type=int, default=0)
     scenes.add_argument("--format", choices=("png", "jpg", "mixed"), default="png")
+    scenes.add_argument("--force", action="store_true",
+                        help="replace the dataset files already in DIR (input.jsonl, "
+                             "ground_truth.jsonl, images/scene_*, labels/scene_*)")
     return parser
 
 
@@ -147,6 +151,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _scenes(args: argparse.Namespace) -> int:
+    root = Path(args.directory)
+    taken = [name for name in ("input.jsonl", "ground_truth.jsonl") if (root / name).exists()]
+    if taken and not args.force:
+        print(f"error: {root} already holds {', '.join(taken)}: writing scenes there replaces "
+              "them (and its scene_* images and labels); use --force, or another directory",
+              file=sys.stderr)
+        return 2
     writer = write_grounding_dataset if args.kind == "grounding" else write_referring_dataset
     dataset = writer(args.directory, args.n, args.seed, image_format=args.format)
     print(f"wrote {len(dataset)} {args.kind} scenes to {dataset.root}")

@@ -169,6 +169,7 @@ REFERRING_CASES = [
     Case("annotations file with a bad line",
          lambda t, d, s: ((t / "a.jsonl").write_text("{}\n[\n"),
                           ["image_referring_expression.data.image_dir=",
+                           "image_referring_expression.data.kitti_label_dir=",
                            f"image_referring_expression.data.input_annotations_jsonl={t}/a.jsonl"]
                           )[1],
          "a.jsonl:1: image_path is missing"),

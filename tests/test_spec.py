@@ -110,6 +110,10 @@ def test_overrides_set_typed_values_in_nested_blocks(tmp_path):
      "unknown key"),
     (EXAMPLE.replace("results_dir: /path/to/results\n", ""), [],
      "results_dir: required key is missing"),
+    (EXAMPLE, ["vlm.openai.coordinates=xyxy_1000"],  # the block left out: the override is named
+     "override 'vlm.openai.coordinates=xyxy_1000': vlm: unknown key"),
+    (EXAMPLE + "image_grounding:\n  vlm:\n    backend: openai\n", [],
+     "spec.yaml:21: image_grounding: key given twice (first at line 4); merge the two"),
     (EXAMPLE.replace('autolabel_type: "image_grounding"',
                      'autolabel_type: "image_referring_expression"'), [],
      "autolabel_type is 'image_referring_expression' but the spec has no "

@@ -24,6 +24,10 @@ class ReferringData(ImageData):
 
     @model_validator(mode="after")
     def _some_input(self) -> ReferringData:
+        if self.input_annotations_jsonl and self.kitti_label_dir:
+            raise ValueError("set kitti_label_dir or input_annotations_jsonl, not both (with "
+                             "input_annotations_jsonl, image_dir is where relative image paths "
+                             "are found)")
         if not self.input_annotations_jsonl and not (self.image_dir and self.kitti_label_dir):
             raise ValueError("set image_dir and kitti_label_dir, or input_annotations_jsonl")
         return self

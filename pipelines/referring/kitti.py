@@ -33,7 +33,7 @@ def read_kitti(path: Path) -> LabelRows:
     lines: list[str] = []
     problems: list[str] = []
     dont_care = 0
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         columns = line.split()
         if not columns:
             continue

@@ -50,3 +50,13 @@ def test_scenes_command_writes_a_dataset(tmp_path: Path):
     assert len(list((out / "images").glob("*.jpg"))) == 3
     truth = [json.loads(x) for x in (out / "ground_truth.jsonl").read_text().splitlines()]
     assert [t["image_id"] for t in truth] == ["scene_0000", "scene_0001", "scene_0002"]
+
+
+def test_scenes_never_replaces_a_dataset_without_force(tmp_path: Path):
+    (tmp_path / "input.jsonl").write_text('{"image_path": "mine.jpg", "caption": "mine"}\n')
+    command = [sys.executable, "-m", "auto_label.sim", "scenes", str(tmp_path), "-n", "1"]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert "mine.jpg" in (tmp_path / "input.jsonl").read_text()
+    subprocess.run([*command, "--force"], capture_output=True, timeout=60, check=True)
+    assert "mine.jpg" not in (tmp_path / "input.jsonl").read_text()
