@@ -31,8 +31,27 @@ class LedgerLockedError(LedgerError):
     """Another run holds the ledger of this results_dir."""
 
 
-class AuthRejected(AutoLabelError):
-    """The endpoint rejected the API key: every request would fail the same way."""
+class RunAborted(AutoLabelError):
+    """The endpoint, not an image, stopped the run: every request would fail the same way. The
+    requests in flight end first; no image is recorded as failed for it; a rerun resumes."""
+
+
+class AuthRejected(RunAborted):
+    """The endpoint rejected the API key."""
+
+
+class EndpointUnavailable(RunAborted):
+    """The endpoint cannot be reached or is misconfigured (nothing listening, a route or model
+    that does not exist, requests that hang): the message names the URL and the likely fix."""
+
+    exit_code = 3
+
+
+class QuotaExhausted(RunAborted):
+    """The account's quota is spent for the day (or for good): the message says when it resets
+    where the endpoint says so."""
+
+    exit_code = 3
 
 
 class ExportError(AutoLabelError):

@@ -16,6 +16,7 @@ from pathlib import Path
 from auto_label.backends.base import Backend, ModelFrame, PreparedImage
 from auto_label.backends.registry import create_backend
 from auto_label.ledger.fingerprint import content_hash, file_sha256
+from auto_label.pipelines.engine.endpoint import preflight
 from auto_label.pipelines.engine.execute import Completed, Failed, StepExecutor, StepJob
 from auto_label.pipelines.engine.pacing import Pacer
 from auto_label.pipelines.engine.session import RunSession
@@ -72,6 +73,7 @@ def probe(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     block = spec.block
     backend = create_backend(block.vlm)
     try:
+        preflight(backend)  # an endpoint that is down or misconfigured: one line, not 25 retries
         return _probe(spec, backend, stop or threading.Event())
     finally:
         backend.close()

@@ -26,6 +26,8 @@ class LedgerStatus:
     images: int
     completed: dict[str, int] = field(default_factory=dict)
     """step -> images with a current completion"""
+    nothing_found: dict[str, int] = field(default_factory=dict)
+    """step -> images whose current completion is "nothing there" (part of completed)"""
     failed: dict[str, int] = field(default_factory=dict)
     """step -> images whose latest outcome is a failure"""
     failures: Counter[str] = field(default_factory=Counter)
@@ -33,7 +35,7 @@ class LedgerStatus:
     attempt_failures: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    """what the latest run warned about (a default or a suspect box convention)"""
+    """what runs warned about, "run N: ..." (a default or a suspect box convention)"""
     problems: list[str] | None = None
     """with check=True: the integrity problems found (empty: sound)"""
 
@@ -51,6 +53,7 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
             runs=len(runs), last_run=(runs[-1].status or "running or killed") if runs else None,
             images=queries.image_count(conn),
             completed=queries.completed_per_step(conn),
+            nothing_found=queries.nothing_found_per_step(conn),
         )
         for (_, step), outcome in queries.latest_outcomes(conn).items():
             if outcome.failed:
@@ -59,8 +62,8 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
         status.requests = ledger.count("request_sent")
         status.attempt_failures = queries.attempt_failures(conn)
         status.tokens = queries.token_totals(conn)
-        if runs:
-            status.warnings = queries.run_warnings(conn, runs[-1].run_id)
+        status.warnings = [f"run {number}: {message}"
+                           for number, _, message in queries.run_warnings(conn)]
         if check:
             status.problems = check_ledger(ledger)
     return status

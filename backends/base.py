@@ -48,20 +48,32 @@ class VLMResponse:
     """the model that answered, as the endpoint names it"""
     response_id: str | None = None
     """the endpoint's id of this answer"""
+    thinking: str | None = None
+    """what the model wrote as reasoning (thinking parts, `reasoning_content`), apart from the
+    answer"""
 
 
 class BackendError(Exception):
-    """A request failed. `kind` names the failure in events and summaries."""
+    """A request failed. `kind` names the failure in events and summaries.
+
+    `retry_after` is the wait the endpoint asked for (Retry-After, Gemini's RetryInfo, OpenAI's
+    rate-limit reset headers); `response` is the answer when there was one (a blocked candidate
+    still has its usage), so that it is recorded like any other.
+    """
 
     kind = "backend_error"
     retryable = False
+    stops_run = False
+    """the endpoint's problem, not the image's: the run stops (`auto_label.errors.RunAborted`)"""
 
     def __init__(self, message: str, *, status_code: int | None = None,
-                 retry_after: float | None = None, raw_text: str | None = None) -> None:
+                 retry_after: float | None = None, raw_text: str | None = None,
+                 response: VLMResponse | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
         self.raw_text = raw_text
+        self.response = response
 
 
 class RateLimited(BackendError):
@@ -107,6 +119,22 @@ class AuthFailed(BackendError):
     """401/403: the endpoint rejected the API key; every request would fail the same way."""
 
     kind = "auth_failed"
+    stops_run = True
+
+
+class EndpointMisconfigured(BackendError):
+    """A route or model that does not exist on the endpoint (HTTP 404): the message names the URL
+    and the likely fix. Every request would fail the same way."""
+
+    kind = "endpoint_misconfigured"
+    stops_run = True
+
+
+class DailyQuotaExhausted(BackendError):
+    """A quota that does not come back within a run (per day, or no credit left)."""
+
+    kind = "quota_exhausted"
+    stops_run = True
 
 
 def not_json(exc: Exception) -> BadResponse:
@@ -118,10 +146,13 @@ def not_json(exc: Exception) -> BadResponse:
 def error_for_status(status: int, message: str, *, retry_after: float | None = None,
                      key_rejected: bool = False) -> BackendError:
     """The error an HTTP error status means, the same for every backend (the retry policy keys
-    on its kind): 401/403 (or a key the provider says is invalid) stop the run, 429 and 408/5xx
-    are retried, any other client error is not."""
+    on its kind): 401/403 (or a key the provider says is invalid) and 404 (a route or model
+    that does not exist) stop the run, 429 and 408/5xx are retried, any other client error is
+    not."""
     if status in (401, 403) or key_rejected:
         return AuthFailed(message, status_code=status)
+    if status == 404:
+        return EndpointMisconfigured(message, status_code=status)
     if status == 429:
         return RateLimited(message, status_code=status, retry_after=retry_after)
     if status == 408 or status >= 500:
@@ -156,7 +187,9 @@ class ModelFrame:
     smart_resize: SmartResize | None = None
     """when set, images are sent already at the processor's frame (so it leaves them alone)"""
     profile: str | None = None
-    """the model family whose profile gave a default, if any"""
+    """the model family whose profile matched the model name, if any"""
+    source: str = "spec"
+    """where `coordinates` came from: spec, profile or default"""
     defaulted: bool = False
     """coordinates came from the backend's default: the model has no profile and the spec set
     none (worth one warning, and `auto_label probe`)"""
@@ -203,6 +236,16 @@ class Backend(Protocol):
     model: str
     """the model name as the endpoint knows it"""
     frame: ModelFrame
+    endpoint: str
+    """the URL requests go to (for messages; never a key)"""
+    token_limit: tuple[str, int]
+    """(the spec key, its value) that caps an answer's tokens, for messages"""
+
+    def preflight(self) -> None:
+        """One cheap request before the first image (no generation where the endpoint has a
+        cheaper one): raise a stopping `BackendError` when the endpoint is unreachable,
+        misconfigured or rejects the key; return quietly when it cannot tell."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """Model and generation parameters (never the key): they go into fingerprints."""

@@ -21,6 +21,8 @@ from auto_label.backends.base import (
     BackendPlugin,
     Blocked,
     ConnectionFailed,
+    DailyQuotaExhausted,
+    EndpointMisconfigured,
     RequestTimeout,
     VLMRequest,
     VLMResponse,
@@ -28,7 +30,7 @@ from auto_label.backends.base import (
     not_json,
 )
 from auto_label.backends.profiles import model_frame
-from auto_label.backends.retry_after import parse_retry_after
+from auto_label.backends.retry_after import google_details, parse_retry_after
 from auto_label.errors import SpecError
 
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
@@ -55,8 +57,9 @@ class GeminiConfig(BackendConfig):
     timeout: float = Field(default=120, gt=0)
     base_url: str = ""
 
-MISSING_KEY = ("no Gemini API key: set vlm.gemini.api_key in the spec or the GOOGLE_API_KEY "
-               "environment variable")
+DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
+MISSING_KEY = ("no Gemini API key: set vlm.gemini.api_key in the spec or the GOOGLE_API_KEY (or "
+               "GEMINI_API_KEY) environment variable")
 BLOCKING = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
             "LANGUAGE", "OTHER", "MALFORMED_FUNCTION_CALL"}
 
@@ -81,7 +84,9 @@ class GeminiBackend:
     name = "gemini"
 
     def __init__(self, config: GeminiConfig) -> None:
-        key = config.api_key.get_secret_value() or os.environ.get("GOOGLE_API_KEY", "")
+        # the SDK's own variables (googleapis/python-genai: GOOGLE_API_KEY, else GEMINI_API_KEY)
+        key = (config.api_key.get_secret_value() or os.environ.get("GOOGLE_API_KEY", "")
+               or os.environ.get("GEMINI_API_KEY", ""))
         if not key:
             raise SpecError(MISSING_KEY)
         from google import genai
@@ -93,6 +98,29 @@ class GeminiBackend:
         options = types.HttpOptions(timeout=int(config.timeout * 1000),
                                     base_url=config.base_url or None)
         self._client = genai.Client(api_key=key, http_options=options)
+        self.endpoint = (config.base_url or DEFAULT_ENDPOINT).rstrip("/")
+        self.token_limit = ("vlm.gemini.max_output_tokens", config.max_output_tokens)
+
+    def preflight(self) -> None:
+        """GET models/{model}: no tokens spent. A connection error, a rejected key or a model
+        the API does not have shows here."""
+        from google.genai import errors
+
+        timeouts, transport = _transport_errors()
+        try:
+            self._client.models.get(model=self.config.model)
+        except errors.APIError as exc:
+            error = _api_error(exc, self.endpoint, self.config.model)
+            if error.stops_run:
+                raise error from None
+        except timeouts:
+            raise RequestTimeout(f"{self.endpoint} did not answer within "
+                                 f"{self.config.timeout:g} s") from None
+        except transport as exc:
+            raise ConnectionFailed(f"cannot reach {self.endpoint} "
+                                   f"({type(exc).__name__})") from None
+        except ValueError:
+            return
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -122,11 +150,13 @@ class GeminiBackend:
             response = self._client.models.generate_content(
                 model=self.config.model, contents=contents, config=config)
         except errors.APIError as exc:
-            raise _api_error(exc) from None
+            raise _api_error(exc, self.endpoint, self.config.model) from None
         except timeouts:
-            raise RequestTimeout(f"no answer within {self.config.timeout:g} s") from None
+            raise RequestTimeout(f"{self.endpoint} gave no answer within "
+                                 f"{self.config.timeout:g} s") from None
         except transport as exc:
-            raise ConnectionFailed(f"cannot reach the endpoint ({type(exc).__name__})") from None
+            raise ConnectionFailed(f"cannot reach {self.endpoint} "
+                                   f"({type(exc).__name__})") from None
         except ValueError as exc:  # a body that is not JSON
             raise not_json(exc) from None
         return _response(response)
@@ -137,43 +167,60 @@ class GeminiBackend:
 
 def _response(response: types.GenerateContentResponse) -> VLMResponse:
     raw = response.model_dump_json(exclude_none=True)
-    candidates = response.candidates or []
-    if not candidates:
-        feedback = response.prompt_feedback
-        reason = feedback.block_reason if feedback is not None else None
-        why = f"the prompt was blocked ({_name(reason)})" if reason else "no candidate returned"
-        raise Blocked(why, raw_text=raw)
-    candidate = candidates[0]
-    finish = _name(candidate.finish_reason) if candidate.finish_reason else None
-    parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-    text = "".join(p.text for p in parts if p.text and not p.thought)
-    if finish in BLOCKING:
-        raise Blocked(f"the answer was blocked (finish reason {finish})", raw_text=raw)
-    if not text.strip():
-        why = "the token limit was spent before any answer" if finish == "MAX_TOKENS" \
-            else "the candidate has no text"
-        raise Blocked(f"empty answer: {why} (finish reason {finish})", raw_text=raw)
     usage = response.usage_metadata
-    return VLMResponse(
-        text=text,
+    candidates = response.candidates or []
+    candidate = candidates[0] if candidates else None
+    finish = _name(candidate.finish_reason) if candidate and candidate.finish_reason else None
+    parts = candidate.content.parts if candidate and candidate.content and \
+        candidate.content.parts else []
+    answer = VLMResponse(
+        text="".join(p.text for p in parts if p.text and not p.thought),
         finish_reason=finish,
         prompt_tokens=usage.prompt_token_count if usage else None,
         completion_tokens=usage.candidates_token_count if usage else None,
         thinking_tokens=usage.thoughts_token_count if usage else None,
         model_version=response.model_version,
         response_id=response.response_id,
+        thinking="\n".join(p.text for p in parts if p.text and p.thought) or None,
     )
+    if candidate is None:
+        feedback = response.prompt_feedback
+        reason = feedback.block_reason if feedback is not None else None
+        why = f"the prompt was blocked ({_name(reason)})" if reason else "no candidate returned"
+        raise Blocked(why, raw_text=raw, response=answer)
+    if finish in BLOCKING:
+        raise Blocked(f"the answer was blocked (finish reason {finish})", raw_text=raw,
+                      response=answer)
+    return answer
 
 
 def _name(value: Any) -> str:
     return str(getattr(value, "name", value))
 
 
-def _api_error(exc: errors.APIError) -> BackendError:
+def _api_error(exc: errors.APIError, endpoint: str, model: str) -> BackendError:
     status = exc.code or 0
-    message = f"HTTP {status}: {(exc.message or exc.status or '')[:300]}"
+    text = (exc.message or exc.status or "")[:300]
+    message = f"HTTP {status}: {text}"
     headers = getattr(exc.response, "headers", None)
     retry_after = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    body = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else {}
+    delay, quotas = google_details(body.get("details") if isinstance(body, dict) else None)
+    if status == 429:
+        # The wait is in the body (google.rpc.RetryInfo), not a Retry-After header; a per-day
+        # quota (QuotaFailure quotaId ...PerDay...) does not come back within a run
+        # (ai.google.dev/gemini-api/docs/rate-limits; googleapis/python-genai errors).
+        daily = [q for q in quotas if "perday" in q.lower()]
+        if daily:
+            when = f"; it resets in {delay:g} s" if delay is not None else \
+                " (daily quotas reset at midnight Pacific time)"
+            return DailyQuotaExhausted(f"{endpoint}: the daily quota {daily[0]} is spent{when}; "
+                                       "rerun then to resume", status_code=429)
+        retry_after = retry_after if retry_after is not None else delay
+    if status == 404:
+        return EndpointMisconfigured(
+            f"{endpoint}: HTTP 404 ({text}): the API has no model {model!r} (set "
+            "vlm.gemini.model), or vlm.gemini.base_url is not a Gemini API", status_code=404)
     key_rejected = status == 400 and "api key" in (exc.message or "").lower()
     return error_for_status(status, message, retry_after=retry_after, key_rejected=key_rejected)
 

@@ -25,6 +25,8 @@ from auto_label.backends.base import (
     BadResponse,
     Blocked,
     ConnectionFailed,
+    DailyQuotaExhausted,
+    EndpointMisconfigured,
     RequestTimeout,
     VLMRequest,
     VLMResponse,
@@ -32,7 +34,7 @@ from auto_label.backends.base import (
     not_json,
 )
 from auto_label.backends.profiles import model_frame
-from auto_label.backends.retry_after import parse_retry_after
+from auto_label.backends.retry_after import openai_wait
 from auto_label.errors import SpecError
 
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
@@ -71,6 +73,32 @@ class OpenAIBackend:
             timeout=config.timeout,
             max_retries=0,
         )
+        self.endpoint = str(self._client.base_url).rstrip("/")
+        self.token_limit = ("vlm.openai.max_tokens", config.max_tokens)
+
+    def preflight(self) -> None:
+        """GET /models: no tokens spent. A connection error, a rejected key or a route that does
+        not exist shows here; a server without a models route says nothing."""
+        import openai
+
+        try:
+            self._client.models.list()
+        except openai.APIStatusError as exc:
+            if exc.status_code != 404 or self.endpoint.endswith("/v1"):
+                error = self._status_error(exc)
+                if error.stops_run and not isinstance(error, EndpointMisconfigured):
+                    raise error from None
+                return  # no models route, or a status that tells nothing about the endpoint
+            raise EndpointMisconfigured(
+                f"{self.endpoint}/models does not exist (HTTP 404): {self._route_hint()}",
+                status_code=404) from None
+        except openai.APITimeoutError:
+            raise RequestTimeout(f"{self.endpoint} did not answer GET /models within "
+                                 f"{self.config.timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            raise ConnectionFailed(f"cannot reach {self.endpoint} ({_cause(exc)})") from None
+        except (openai.APIError, ValueError):
+            return
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -103,11 +131,12 @@ class OpenAIBackend:
             completion = self._client.post("/chat/completions", body=body,
                                            cast_to=ChatCompletion)
         except openai.APIStatusError as exc:
-            raise _status_error(exc) from None
+            raise self._status_error(exc) from None
         except openai.APITimeoutError:
-            raise RequestTimeout(f"no answer within {self.config.timeout:g} s") from None
+            raise RequestTimeout(f"{self.endpoint} gave no answer within "
+                                 f"{self.config.timeout:g} s") from None
         except openai.APIConnectionError as exc:
-            raise ConnectionFailed(f"cannot reach the endpoint ({_cause(exc)})") from None
+            raise ConnectionFailed(f"cannot reach {self.endpoint} ({_cause(exc)})") from None
         except openai.APIResponseValidationError as exc:
             raise BadResponse(f"the endpoint's answer is not a chat completion ({exc})") from None
         except openai.APIError as exc:
@@ -119,6 +148,70 @@ class OpenAIBackend:
     def close(self) -> None:
         self._client.close()
 
+    def _status_error(self, exc: openai.APIStatusError) -> BackendError:
+        status = exc.status_code
+        message = _body_message(exc)
+        if status == 404:
+            return EndpointMisconfigured(f"{self.endpoint}: HTTP 404 ({message}): "
+                                         f"{self._not_found_hint(message)}", status_code=404)
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error", body)
+        code = error.get("code") if isinstance(error, dict) else None
+        if status == 429 and code == "insufficient_quota":
+            # OpenAI: "You exceeded your current quota, please check your plan and billing
+            # details" (platform.openai.com/docs/guides/error-codes): no wait helps
+            return DailyQuotaExhausted(
+                f"{self.endpoint}: no quota left (insufficient_quota: {message}); check the "
+                "account's plan and billing, then rerun to resume", status_code=429)
+        return error_for_status(status, f"HTTP {status}: {message}",
+                                retry_after=openai_wait(exc.response.headers))
+
+    def _not_found_hint(self, message: str) -> str:
+        lowered = message.lower()
+        if "model" in lowered and ("not exist" in lowered or "not found" in lowered):
+            served = self._served_models()
+            listed = f"; it serves: {', '.join(served)}" if served else ""
+            return (f"the endpoint does not serve the model {self.model!r}{listed} "
+                    "(set vlm.openai.model_name)")
+        return self._route_hint()
+
+    def _route_hint(self) -> str:
+        if not self.endpoint.endswith("/v1"):
+            return (f"the route does not exist; did you mean base_url {self.endpoint}/v1? "
+                    "(OpenAI-compatible servers such as vLLM serve /v1/chat/completions)")
+        return "the route does not exist on this server: is vlm.openai.base_url right?"
+
+    def _served_models(self) -> list[str]:
+        """The model names the endpoint lists (GET /models), when it has that route."""
+        try:
+            return sorted(str(m.id) for m in self._client.models.list())[:20]
+        except Exception:  # any failure: just no list to show
+            return []
+
+
+def _parts_text(content: object) -> tuple[str, str]:
+    """(answer text, thinking text) of a message's content: a string, or a list of parts as
+    Mistral/Magistral-style servers return (`{"type": "text", "text": ...}` and
+    `{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}`)."""
+    if isinstance(content, str):
+        return content, ""
+    if not isinstance(content, list):
+        return "", ""
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for part in content:
+        kind = _field(part, "type")
+        if kind == "text":
+            texts.append(str(_field(part, "text") or ""))
+        elif kind in ("thinking", "reasoning"):
+            inner = _field(part, kind)
+            thoughts.append(_parts_text(inner)[0] if isinstance(inner, list) else str(inner or ""))
+    return "".join(texts), "\n".join(t for t in thoughts if t)
+
+
+def _field(part: object, key: str) -> Any:
+    return part.get(key) if isinstance(part, dict) else getattr(part, key, None)
+
 
 def _response(completion: Any) -> VLMResponse:
     choices = getattr(completion, "choices", None)
@@ -126,13 +219,17 @@ def _response(completion: Any) -> VLMResponse:
         raise BadResponse("the endpoint answered with no choices")
     choice = choices[0]
     finish = choice.finish_reason
-    text = choice.message.content if choice.message is not None else None
-    if text is None or (not text.strip() and finish == "content_filter"):
-        raise Blocked(f"no content in the answer (finish_reason={finish})",
-                      raw_text=completion.model_dump_json(exclude_none=True))
+    message = choice.message
+    text, thinking = _parts_text(getattr(message, "content", None))
+    # vLLM with a reasoning parser: the thinking in `reasoning_content` (older releases) or
+    # `reasoning` (docs.vllm.ai/en/latest/features/reasoning_outputs.html)
+    for key in ("reasoning_content", "reasoning"):
+        extra = getattr(message, key, None)
+        if isinstance(extra, str) and extra.strip() and extra not in thinking:
+            thinking = f"{thinking}\n{extra}" if thinking else extra
     usage = completion.usage
     details = getattr(usage, "completion_tokens_details", None) if usage is not None else None
-    return VLMResponse(
+    response = VLMResponse(
         text=text,
         finish_reason=finish,
         prompt_tokens=getattr(usage, "prompt_tokens", None),
@@ -140,13 +237,13 @@ def _response(completion: Any) -> VLMResponse:
         thinking_tokens=getattr(details, "reasoning_tokens", None),
         model_version=getattr(completion, "model", None),
         response_id=getattr(completion, "id", None),
+        thinking=thinking or None,
     )
-
-
-def _status_error(exc: openai.APIStatusError) -> BackendError:
-    status = exc.status_code
-    return error_for_status(status, f"HTTP {status}: {_body_message(exc)}",
-                            retry_after=parse_retry_after(exc.response.headers.get("retry-after")))
+    if finish == "content_filter" and not text.strip():
+        raise Blocked("the answer was blocked by the endpoint's content filter "
+                      "(finish_reason=content_filter)",
+                      raw_text=completion.model_dump_json(exclude_none=True), response=response)
+    return response
 
 
 def _body_message(exc: openai.APIStatusError) -> str:

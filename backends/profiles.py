@@ -64,12 +64,13 @@ def model_frame(config: BackendConfig, model: str) -> ModelFrame:
     profile = profile_for(model)
     if config.coordinates is not None:
         coordinates: Convention = config.coordinates
+        source = "spec"
     elif profile is not None:
-        coordinates = profile.coordinates
+        coordinates, source = profile.coordinates, "profile"
     else:
-        coordinates = config.DEFAULT_COORDINATES
+        coordinates, source = config.DEFAULT_COORDINATES, "default"
     explicit = "smart_resize" in config.model_fields_set
     smart = config.smart_resize if explicit or profile is None else profile.smart_resize
     return ModelFrame(coordinates=coordinates, max_image_side=config.max_image_side,
                       smart_resize=smart, profile=profile.family if profile else None,
-                      defaulted=config.coordinates is None and profile is None)
+                      source=source, defaulted=source == "default")

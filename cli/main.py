@@ -96,7 +96,7 @@ def generate(
                   f"far is in the ledger. Resume with the same command:\n  {command}",
                   markup=False)
         raise typer.Exit(128 + signals.received)
-    raise typer.Exit(0 if summary.complete else 1)
+    raise typer.Exit(0 if summary.ok else 1)
 
 
 @app.command()

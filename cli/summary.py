@@ -20,11 +20,12 @@ def print_summary(console: Console, summary: RunSummary) -> None:
     for outcome in OUTCOMES:
         table.add_column(outcome, justify="right")
     table.add_column("not reached", justify="right")
+    table.add_column("of them nothing found", justify="right")
     for number, name in summary.steps:
         counts = summary.counts.get(number) or Counter()
         reached = sum(counts.values())
         table.add_row(name, *(str(counts.get(o, 0)) for o in OUTCOMES),
-                      str(summary.images - reached))
+                      str(summary.images - reached), str(summary.nothing_found.get(number, 0)))
     console.print(table)
     for alarm in summary.alarms:
         console.print(f"[bold yellow]WARNING:[/] {escape(alarm)}")
@@ -33,11 +34,13 @@ def print_summary(console: Console, summary: RunSummary) -> None:
         kinds = ", ".join(f"{kind} {n}" for kind, n in summary.failures.most_common())
         console.print(f"[red]failures by kind:[/] {kinds}")
         for example in summary.examples:
-            console.print(f"  [dim]-[/] {example}", markup=False, highlight=False)
+            console.print(f"  [dim]-[/] {escape(example)}", highlight=False)
+    for reason, count in summary.skip_reasons.most_common(3):
+        console.print(f"[yellow]skipped[/] {count}: {escape(reason)}", highlight=False)
     if summary.warnings:
         console.print(f"[yellow]{len(summary.warnings)} input problem(s) skipped[/], e.g.:")
         for warning in summary.warnings[:3]:
-            console.print(f"  [dim]-[/] {warning}", markup=False, highlight=False)
+            console.print(f"  [dim]-[/] {escape(warning)}", highlight=False)
     print_outputs(console, summary.outputs, summary.records)
 
 
@@ -54,13 +57,15 @@ def print_status(console: Console, report: LedgerStatus) -> None:
                   f"last {report.last_run or '-'}", markup=False)
     console.print(f"images seeded: {report.images}")
     for warning in report.warnings:
-        console.print(f"[bold yellow]WARNING (last run):[/] {escape(warning)}")
+        console.print(f"[bold yellow]WARNING[/] {escape(warning)}")
     table = Table(title_justify="left")
     table.add_column("step")
     table.add_column("completed", justify="right")
+    table.add_column("of them nothing found", justify="right")
     table.add_column("failed (latest attempt)", justify="right")
     for step in sorted(set(report.completed) | set(report.failed)):
-        table.add_row(step, str(report.completed.get(step, 0)), str(report.failed.get(step, 0)))
+        table.add_row(step, str(report.completed.get(step, 0)),
+                      str(report.nothing_found.get(step, 0)), str(report.failed.get(step, 0)))
     console.print(table)
     if report.failures:
         console.print("failures by kind: " + ", ".join(
@@ -82,9 +87,8 @@ def print_status(console: Console, report: LedgerStatus) -> None:
 
 def print_probe(console: Console, report: ProbeReport) -> None:
     configured = report.configured
-    source = (f"the {configured.profile} profile" if configured.profile and
-              configured.coordinates else "the backend's default" if configured.defaulted
-              else "the spec")
+    source = {"spec": "set in the spec", "profile": f"the {configured.profile} profile",
+              "default": "the backend's default: no profile knows the model"}[configured.source]
     console.print(f"{report.backend} {report.model}: {report.requests} requests; boxes are read "
                   f"now as {configured.coordinates} ({source})", markup=False)
     for failure in report.failures:

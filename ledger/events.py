@@ -161,7 +161,7 @@ class RequestSent(_Event):
 
 
 class ResponseReceived(_Event):
-    class_version = 2
+    class_version = 3
     type: Literal["response_received"] = "response_received"
     request_id: str
     image_id: str
@@ -174,11 +174,22 @@ class ResponseReceived(_Event):
     model_version: str | None = Field(default=None, description="the model that answered, as the "
                                                                 "endpoint names it")
     response_id: str | None = Field(default=None, description="the endpoint's id of the answer")
+    thinking: str | None = Field(default=None, description="the model's reasoning, apart from "
+                                                           "its answer (thinking parts, "
+                                                           "reasoning_content)")
+    answer_in: Literal["content", "reasoning"] = Field(
+        default="content", description="where the answer was read: the content, or (when the "
+                                       "content was empty) the reasoning")
 
     @staticmethod
     def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
         """v2 keeps the model version and response id the endpoint returned (unknown before)."""
         return {**raw, "v": 2, "model_version": None, "response_id": None}
+
+    @staticmethod
+    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
+        """v3 keeps the reasoning apart; before, thinking parts were dropped."""
+        return {**raw, "v": 3, "thinking": None, "answer_in": "content"}
 
 
 class AttemptFailed(_Event):
@@ -194,7 +205,7 @@ class AttemptFailed(_Event):
 
 
 class StepCompleted(_Event):
-    class_version = 2
+    class_version = 3
     type: Literal["step_completed"] = "step_completed"
     image_id: str
     step: str
@@ -203,6 +214,8 @@ class StepCompleted(_Event):
     output: dict[str, Any]
     output_version: int = Field(description="the schema version of `output` (its step's output "
                                             "model), for the upcasters of that model")
+    found: int | None = Field(default=None, description="how many things the output holds "
+                                                        "(boxes, expressions...); 0: nothing found")
     output_hash: str
     upstream: dict[str, str] = Field(default_factory=dict, description="step -> output hash used")
     request_id: str | None = None
@@ -212,6 +225,11 @@ class StepCompleted(_Event):
     def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
         """v1 outputs carried no version: they are the first version of their step's model."""
         return {**raw, "v": 2, "output_version": 1}
+
+    @staticmethod
+    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
+        """v3 counts what the output found; unknown for earlier completions."""
+        return {**raw, "v": 3, "found": None}
 
 
 class StepSelected(_Event):

@@ -117,6 +117,13 @@ def completed_per_step(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute("SELECT step, COUNT(*) FROM current GROUP BY step")}
 
 
+def nothing_found_per_step(conn: sqlite3.Connection) -> dict[str, int]:
+    """step -> images whose current completion found nothing (an explicit empty answer)."""
+    return {step: int(n) for step, n in conn.execute(
+        f"SELECT c.step, COUNT(*) FROM current c JOIN events e ON e.seq = c.seq "
+        f"WHERE json_extract({_BODY.replace('body', 'e.body')}, '$.found') = 0 GROUP BY c.step")}
+
+
 def image_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
 
@@ -212,8 +219,21 @@ def token_totals(conn: sqlite3.Connection) -> dict[str, int]:
             "thinking": int(thinking or 0)}
 
 
-def run_warnings(conn: sqlite3.Connection, run_id: str) -> list[str]:
-    """The warnings a run recorded (run_warning events), in order."""
-    return [str(message) for (message,) in conn.execute(
-        f"SELECT json_extract({_BODY}, '$.message') FROM events "
-        "WHERE type = 'run_warning' AND run_id = ? ORDER BY seq", (run_id,))]
+def run_warnings(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+    """(run number, kind, message) of every warning runs recorded (run_warning events), in
+    order: they stay true of the completions those runs made, cached by later runs."""
+    return [(int(number), str(kind), str(message)) for number, kind, message in conn.execute(
+        f"SELECT r.number, json_extract({_BODY.replace('body', 'e.body')}, '$.kind'), "
+        f"json_extract({_BODY.replace('body', 'e.body')}, '$.message') FROM events e "
+        "JOIN runs r ON r.run_id = e.run_id WHERE e.type = 'run_warning' ORDER BY e.seq")]
+
+
+def suspect_current(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    """(run number, current completions it made) for the runs that warned their boxes look like
+    another convention: those boxes are still what the records show."""
+    return [(int(number), int(n)) for number, n in conn.execute(
+        "SELECT r.number, COUNT(*) FROM current c JOIN events e ON e.seq = c.seq "
+        "JOIN runs r ON r.run_id = e.run_id WHERE e.run_id IN ("
+        f"  SELECT run_id FROM events WHERE type = 'run_warning' "
+        f"  AND json_extract({_BODY}, '$.kind') = 'convention') "
+        "GROUP BY r.number ORDER BY r.number")]

@@ -15,12 +15,17 @@ No I/O; stdlib only. The step parsers of each pipeline build on this and on `coe
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+import json_repair
+
 _MAX_DEPTH: Final[int] = 64
+_MAX_LITERAL: Final[int] = 1_000_000
+_NOT_JSON: Final = object()
 
 
 class ParseError(ValueError):
@@ -165,7 +170,9 @@ class _Candidate:
 
 
 def _scan(text: str) -> list[_Candidate]:
-    """Every top-level JSON object/array in `text`, in order, skipping what does not parse."""
+    """Every top-level JSON object/array in `text`, in order, skipping what does not parse. A
+    value cut off by the end of the text ends the scan (as a truncated candidate when it has
+    complete entries)."""
     found: list[_Candidate] = []
     pos = 0
     while match := _START.search(text, pos):
@@ -173,8 +180,7 @@ def _scan(text: str) -> list[_Candidate]:
         try:
             value, end = _parse_container(text, start, 0)
         except _Truncated as exc:
-            if exc.partial:
-                found.append(_Candidate(start, len(text), exc.partial, truncated=True))
+            found.append(_Candidate(start, len(text), exc.partial, truncated=True))
             break  # everything after `start` belongs to the cut-off value
         except _Invalid as exc:
             pos = max(exc.pos, start + 1)
@@ -195,6 +201,9 @@ def _same_stream(prev: _Candidate, cur: _Candidate, text: str) -> bool:
 
 
 def _pick(found: list[_Candidate], text: str) -> Any:
+    found = [c for c in found if not (c.truncated and not c.value)]  # cut before any entry
+    if not found:
+        raise ParseError("no JSON object or array found")
     groups: list[list[_Candidate]] = []
     for cand in found:
         if groups and _same_stream(groups[-1][-1], cand, text):
@@ -263,10 +272,105 @@ def extract_json(text: str) -> Any:
     whole = _whole_json(body)
     if whole is not None:
         return whole
+    literal = _python_literal(body)
+    if literal is not None:
+        return literal
     found = _scan(body)
-    if not found:
-        raise ParseError("no JSON object or array found")
+    if not any(c.truncated for c in found):
+        repaired = _outer_repaired(body, found)
+        if repaired is not None:
+            return repaired
     return _pick(found, body)
+
+
+def _outer_repaired(body: str, found: list[_Candidate]) -> dict[str, Any] | list[Any] | None:
+    """When the first bracketed structure is not JSON we read and holds everything the scanner
+    found (an inner array alone would lose the labels around it), that structure as json-repair
+    reads it; else None."""
+    first = _START.search(body)
+    if first is None or (found and found[0].start == first.start()):
+        return None
+    close = _matching_close(body, first.start())
+    if close is None or any(c.start < first.start() or c.end > close + 1 for c in found):
+        return None
+    return _repaired(body[first.start():close + 1])
+
+
+def _matching_close(text: str, start: int) -> int | None:
+    """Where the bracket opened at `start` closes, counting brackets outside quotes."""
+    depth = 0
+    quote: str | None = None
+    escaped = False
+    for index in range(start, len(text)):
+        ch = text[index]
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _span(body: str) -> str | None:
+    """From the first opening bracket to the last closing one, fences removed."""
+    stripped = body.strip()
+    fenced = _FENCED.match(stripped)
+    if fenced is not None:
+        stripped = fenced.group(1).strip()
+    starts = [i for i in (stripped.find("["), stripped.find("{")) if i >= 0]
+    end = max(stripped.rfind("]"), stripped.rfind("}"))
+    if not starts or end < min(starts):
+        return None
+    return stripped[min(starts):end + 1]
+
+
+def _python_literal(body: str) -> dict[str, Any] | list[Any] | None:
+    """An answer written as a Python literal (single or mixed quotes, True/False/None), as some
+    models write: unambiguous, read with `ast.literal_eval`, which evaluates literals only, never
+    code. None when it is not one."""
+    span = _span(body)
+    if span is None or len(span) > _MAX_LITERAL:
+        return None
+    try:
+        value = ast.literal_eval(span)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    value = _plain(value)
+    return value if isinstance(value, dict | list) else None
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists; None for what JSON has no word for (sets, bytes, complex numbers)."""
+    if isinstance(value, dict):
+        items = {str(k): _plain(v) for k, v in value.items()}
+        return None if any(v is _NOT_JSON for v in items.values()) else items
+    if isinstance(value, list | tuple):
+        values = [_plain(v) for v in value]
+        return None if any(v is _NOT_JSON for v in values) else values
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return _NOT_JSON
+
+
+def _repaired(body: str) -> dict[str, Any] | list[Any] | None:
+    """What json-repair (a well-kept library) reads in JSON our scanner cannot: unquoted keys,
+    comments, missing commas. Only for text with no cut-off value: json-repair completes a
+    truncated value (a box `[600, 700, 9` would become three numbers), which we never record."""
+    try:
+        value = json_repair.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict | list) and value else None
 
 
 

@@ -8,6 +8,8 @@ checked by `auto_label.boxes.as_box`, the one test of "is this a box" of every l
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -61,6 +63,18 @@ def label_of(item: dict[str, Any]) -> str | None:
 def norm_key(s: str) -> str:
     """Whitespace collapsed and case folded, for loose matching of keys and phrases."""
     return " ".join(s.split()).casefold()
+
+
+_ARTICLES: Final = frozenset({"a", "an", "the"})
+
+
+def norm_phrase(s: str) -> str:
+    """A phrase as a label may spell it: NFC, case folded, punctuation and quotes dropped,
+    whitespace collapsed, a leading article ("a", "an", "the") dropped."""
+    words = re.sub(r"[^\w\s]", " ", unicodedata.normalize("NFC", s).casefold()).split()
+    if len(words) > 1 and words[0] in _ARTICLES:
+        words = words[1:]
+    return " ".join(words)
 
 
 def clean_str(value: Any) -> str:

@@ -26,6 +26,9 @@ class RetryConfig(ConfigBlock):
     backoff_base: float = Field(default=1.0, ge=0.0, description="first backoff cap, seconds")
     backoff_max: float = Field(default=60.0, ge=0.0, description="backoff cap, seconds")
     parse_retries: int = Field(default=1, ge=0, le=10, description="fresh samples after junk")
+    endpoint_failures: int = Field(
+        default=5, ge=1, le=1000,
+        description="connection failures or timeouts in a row, across images, that stop the run")
 
 
 class WorkflowConfig(ConfigBlock):

@@ -37,6 +37,11 @@ class StepOutput(BaseModel, Versioned):
         """The JSON-able dict that goes into the ledger (and into the output hash)."""
         return self.model_dump(mode="json")
 
+    def found(self) -> int:
+        """How many things the answer gave (boxes, expressions, descriptions): 0 is "nothing
+        found", an answer in its own right, counted apart in summaries and status."""
+        return 1
+
 
 OutputT = TypeVar("OutputT", bound=StepOutput)
 

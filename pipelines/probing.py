@@ -57,6 +57,9 @@ class ProbeAnswer(StepOutput):
     class_version = 1
     boxes: dict[str, list[list[float]]]
 
+    def found(self) -> int:
+        return sum(len(b) for b in self.boxes.values())
+
 
 def _draw(name: str, size: tuple[int, int],
           shapes: Sequence[tuple[str, str, tuple[float, float, float, float]]]) -> ProbeImage:

@@ -78,3 +78,8 @@ def referring_overrides(results: Path, data: Path, sim: Any, *extra: str,
 def referring_spec(results: Path, data: Path, sim: Any, *extra: str,
                    backend: str = "openai") -> Spec:
     return load_spec(None, referring_overrides(results, data, sim, *extra, backend=backend))
+
+
+def asked(sim: Any) -> list[Any]:
+    """The requests that asked the model something (not the pre-flight's model-route GETs)."""
+    return [r for r in sim.requests() if r.task != "models"]

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import SIM_KEY, backend_overrides
+from support import SIM_KEY, asked, backend_overrides
 
 from auto_label import export, generate, ledger_status, load_spec
 from auto_label.ledger import Ledger, queries
@@ -94,7 +94,7 @@ def test_the_old_ledger_resumes_without_asking_again(old, sim):
                  *backend_overrides(pipeline, backend, sim), *inputs]
     summary = generate(load_spec(None, overrides))
     assert summary.requests == 0
-    assert sim.requests() == []
+    assert asked(sim) == []
     for number, _ in summary.steps:
         counts = summary.counts.get(number, {})
         assert counts.get("completed", 0) == 0

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from support import SIM_KEY, backend_overrides, read_jsonl
+from support import SIM_KEY, asked, backend_overrides, read_jsonl
 
 from auto_label import generate
 from auto_label.evaluate import match_ground_truth
@@ -38,7 +38,7 @@ def test_image_grounding_through_gemini_matches_the_ground_truth(tmp_path, sim):
     assert summary.complete
     records = read_jsonl(tmp_path / "out" / "annotations.jsonl")
     assert match_ground_truth(records, data.records, threshold=0.9).recall == 1.0
-    requests = sim.requests()
+    requests = asked(sim)
     assert {r.protocol for r in requests} == {"gemini"}
     assert {r.media_resolution for r in requests} == {"MEDIA_RESOLUTION_HIGH"}
     assert all(r.key_ok for r in requests)
@@ -74,7 +74,7 @@ def test_the_gemini_default_convention_is_box_2d_order_downscaled(tmp_path, sim)
     data = write_grounding_dataset(tmp_path / "data", 2, seed=34, sizes=[(2400, 1600)])
     generate(gemini_grounding(tmp_path / "out", data.root, sim,
                               "image_grounding.vlm.gemini.max_image_side=800"))
-    assert {r.image_size for r in sim.requests()} == {(800, 533)}
+    assert {r.image_size for r in asked(sim)} == {(800, 533)}
     records = read_jsonl(tmp_path / "out" / "annotations.jsonl")
     assert match_ground_truth(records, data.records, threshold=0.9).recall == 1.0
 
@@ -83,12 +83,13 @@ def test_a_missing_key_is_one_line_naming_both_ways_before_any_work(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"results_dir: {tmp_path / 'out'}\nautolabel_type: image_grounding\n"
                     f"image_grounding:\n  data:\n    input_jsonl: {tmp_path / 'in.jsonl'}\n")
-    env = {k: v for k, v in os.environ.items() if k != "GOOGLE_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "GEMINI_API_KEY")}
     done = subprocess.run([sys.executable, "-m", "auto_label", "generate", "-e", str(spec)],
                           capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: no Gemini API key: set vlm.gemini.api_key in the spec "
-                                   "or the GOOGLE_API_KEY environment variable")
+                                   "or the GOOGLE_API_KEY (or GEMINI_API_KEY) environment "
+                                   "variable")
     assert not (tmp_path / "out").exists()
 
 
@@ -141,6 +142,7 @@ def test_junk_gemini_outputs_do_not_parse(raw):
     (400, "Request contains an invalid argument.", "request_rejected"),
     (429, "Resource has been exhausted", "rate_limited"),
     (503, "The model is overloaded", "server_error"),
+    (404, "models/gemini-nope is not found for API version v1beta", "endpoint_misconfigured"),
 ])
 def test_google_api_errors_map_to_our_kinds(code, message, kind):
     from google.genai import errors
@@ -149,4 +151,26 @@ def test_google_api_errors_map_to_our_kinds(code, message, kind):
 
     error = errors.APIError(code, {"error": {"code": code, "message": message,
                                              "status": "X"}})
-    assert _api_error(error).kind == kind
+    assert _api_error(error, "https://g", "gemini-nope").kind == kind
+
+
+RETRY_INFO = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "19s"}
+
+
+@pytest.mark.parametrize(("quota_id", "kind", "wait"), [
+    ("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "rate_limited", 19.0),
+    ("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "quota_exhausted", None),
+])
+def test_a_429_waits_as_its_body_says_and_a_daily_quota_stops(quota_id, kind, wait):
+    from google.genai import errors
+
+    from auto_label.backends.gemini_backend import _api_error
+
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                                   "violations": [{"quotaId": quota_id}]}, RETRY_INFO]}}
+    error = _api_error(errors.APIError(429, body), "https://g", "gemini-x")
+    assert error.kind == kind
+    assert error.retry_after == wait
+    if kind == "quota_exhausted":
+        assert error.stops_run and "it resets in 19 s" in str(error)

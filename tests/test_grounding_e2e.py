@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from support import SIM_KEY, grounding_spec, read_jsonl, sha_of
+from support import SIM_KEY, asked, grounding_spec, read_jsonl, sha_of
 
 from auto_label import generate
 from auto_label import records as api_records
@@ -150,7 +150,7 @@ def test_boxes_come_back_exactly_from_a_downscaled_image(tmp_path, sim):
     data = write_grounding_dataset(tmp_path / "data", 2, seed=6, sizes=[(2400, 1600)])
     generate(grounding_spec(tmp_path / "out", data.root, sim.openai_base_url,
                             "image_grounding.vlm.openai.max_image_side=600"))
-    sizes = {r.image_size for r in sim.requests()}
+    sizes = {r.image_size for r in asked(sim)}
     assert sizes == {(600, 400)}
     records = read_jsonl(tmp_path / "out" / "annotations.jsonl")
     assert match_ground_truth(records, data.records, threshold=0.9).recall == 1.0
@@ -210,7 +210,7 @@ def test_step_1_alone_skips_images_that_never_had_step_0(tmp_path, sim):
 def test_the_api_key_never_reaches_the_ledger_or_exports(tmp_path, sim):
     data = write_grounding_dataset(tmp_path / "data", 2, seed=16)
     generate(grounding_spec(tmp_path / "out", data.root, sim.openai_base_url))
-    assert all(r.key_ok for r in sim.requests())
+    assert all(r.key_ok for r in asked(sim))
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
             assert SIM_KEY.encode() not in path.read_bytes(), path

@@ -151,14 +151,15 @@ def test_a_second_run_on_the_same_results_dir_is_refused(tmp_path):
 def test_parse_event_upcasts_each_version_with_the_upcasters_beside_its_class():
     v1 = json.loads(completed().model_dump_json())
     v1["v"] = 1
-    del v1["output_version"]
+    del v1["output_version"], v1["found"]
     assert parse_event(v1) == completed().model_copy(update={"at": v1["at"]})
     response = {"type": "response_received", "v": 1, "at": 1.0, "run_id": "r",
                 "request_id": "q", "image_id": "img", "step": "0", "attempt": 1, "text": "{}",
                 "latency_s": 0.5}
     upcast = parse_event(response)
-    assert isinstance(upcast, ResponseReceived) and upcast.v == 2
+    assert isinstance(upcast, ResponseReceived) and upcast.v == 3  # v1 -> v2 -> v3
     assert (upcast.model_version, upcast.response_id) == (None, None)
+    assert (upcast.thinking, upcast.answer_in) == (None, "content")
 
 
 def test_every_event_class_has_a_complete_upcaster_chain():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import grounding_overrides, read_jsonl
+from support import asked, grounding_overrides, read_jsonl
 from typer.testing import CliRunner
 
 from auto_label import generate, ledger_status, load_spec, probe
@@ -102,15 +102,17 @@ def test_qwen25_answers_in_its_processors_frame_and_smart_resize_sends_that_fram
                            "image_grounding.vlm.openai.smart_resize.max_pixels=1003520")
     assert summary.complete
     assert match_ground_truth(records, data.records, threshold=0.9).recall == 1.0
-    assert {r.received_size for r in sim.requests()} == {(1316, 728)}  # sent at the frame
-    assert {r.image_size for r in sim.requests()} == {(1316, 728)}  # and left alone there
+    assert {r.received_size for r in asked(sim)} == {(1316, 728)}  # sent at the frame
+    assert {r.image_size for r in asked(sim)} == {(1316, 728)}  # and left alone there
 
 
-def test_without_the_frame_qwen25_boxes_are_wrong(tmp_path, make_sim):
-    data = large_dataset(tmp_path)
+def test_without_the_frame_qwen25_boxes_are_wrong_and_the_alarm_says_so(tmp_path, make_sim):
+    data = large_dataset(tmp_path, n=8)
     sim = make_sim(model_frame="qwen2.5_smart_resize", max_pixels=1280 * 28 * 28)
-    _, records = run(tmp_path, sim, QWEN25, "image_grounding.vlm.openai.smart_resize=null")
+    summary, records = run(tmp_path, sim, QWEN25, "image_grounding.vlm.openai.smart_resize=null")
     assert match_ground_truth(records, data.records, threshold=0.5).recall < 0.2
+    assert summary.suspect_boxes and not summary.ok
+    assert any("pixels of a smaller frame" in a and "smart_resize" in a for a in summary.alarms)
 
 
 def test_qwen3_is_read_0_to_1000_by_its_profile(tmp_path, make_sim):
@@ -131,6 +133,7 @@ def test_a_wrong_convention_sounds_the_alarm_once_in_output_summary_and_status(t
         *grounding_overrides(tmp_path / "out", tmp_path / "data", sim.openai_base_url),
         "image_grounding.vlm.openai.coordinates=xyxy_pixel"])
     result = CliRunner().invoke(app, ["generate", "-e", str(path), "--plain"])
+    assert result.exit_code == 1  # every image completed, but the boxes look wrong
     alarms = [line for line in result.output.splitlines() if "another coordinate" in line]
     assert len(alarms) == 2, result.output  # once as the run goes, once in the summary
     assert "auto_label probe -e SPEC" in alarms[0]
@@ -138,7 +141,10 @@ def test_a_wrong_convention_sounds_the_alarm_once_in_output_summary_and_status(t
     status = ledger_status(tmp_path / "out")
     assert len(status.warnings) == 1 and "0-1000" in status.warnings[0]
     shown = CliRunner().invoke(app, ["status", str(tmp_path / "out")])
-    assert "WARNING (last run): boxes look like another coordinate convention" in shown.output
+    assert "WARNING run 1: boxes look like another coordinate convention" in shown.output
+    again = CliRunner().invoke(app, ["generate", "-e", str(path), "--plain"])  # all cached
+    assert again.exit_code == 1 and "come from run 1, whose boxes looked like" in again.output
+    assert "WARNING run 1" in CliRunner().invoke(app, ["status", str(tmp_path / "out")]).output
 
 
 def test_an_unknown_model_without_coordinates_gets_one_warning_line(tmp_path, sim):
@@ -173,7 +179,7 @@ def test_probe_finds_how_each_server_answers(tmp_path, make_sim, server, coordin
     assert (best.coordinates, best.smart_resize.max_pixels if best.smart_resize else None) == (
         coordinates, max_pixels)
     assert report.fits and report.best.hits == report.best.objects == 10
-    assert report.requests == 5 == len(sim.requests())
+    assert report.requests == 5 == len(asked(sim))
     lines = report.spec_lines()
     assert f"      coordinates: {coordinates}" in lines
     status = ledger_status(tmp_path / "out", check=True)

@@ -99,15 +99,44 @@ def test_extract_json(text, expected):
     pytest.param("The answer is 42.", id="prose-only"),
     pytest.param('{"a": [1, 2', id="truncated-with-nothing-complete"),
     pytest.param("{", id="just-a-brace"),
-    pytest.param("[1, 2 3]", id="syntax-error"),
-    pytest.param("{'a': 1}", id="single-quotes"),
     pytest.param('<think>I will answer {"a": 1} soon', id="thinking-cut-off"),
     pytest.param("<think>only thinking</think>", id="only-thinking"),
     pytest.param("[" * 5000, id="deep-nesting-truncated"),
-    pytest.param("[" + "1" * 5000 + "]", id="integer-too-long"),
 ])
 def test_extract_json_errors(text):
     assert_parse_error(extract_json, text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Python literals, read with ast.literal_eval: unambiguous, and some models write them
+    pytest.param("{'a': 1}", {"a": 1}, id="single-quotes"),
+    pytest.param("[{'bbox_2d': [10, 20, 110, 120], 'label': 'cat'}]",
+                 [{"bbox_2d": [10, 20, 110, 120], "label": "cat"}], id="python-list-of-dicts"),
+    pytest.param("```python\n{'a': True, 'b': None, 'c': (1, 2)}\n```",
+                 {"a": True, "b": None, "c": [1, 2]}, id="python-fenced-tuple"),
+    pytest.param("{\"a red car\": {'bboxes': [[1, 2, 3, 4]]}}",
+                 {"a red car": {"bboxes": [[1, 2, 3, 4]]}}, id="mixed-quotes"),
+    # what json-repair reads in complete text our scanner cannot
+    pytest.param("[1, 2 3]", [1, 2, 3], id="missing-comma"),
+    pytest.param("{bboxes: [[1, 2, 3, 4]], label: 'car'}",
+                 {"bboxes": [[1, 2, 3, 4]], "label": "car"}, id="unquoted-keys"),
+    pytest.param('{"a": 1 // the car\n}', {"a": 1}, id="comment"),
+    pytest.param('{"a": true, \'b\': None}', {"a": True, "b": None}, id="json-and-python"),
+])
+def test_extract_json_reads_python_literals_and_repairs_complete_json(text, expected):
+    assert extract_json(text) == expected
+
+
+def test_a_cut_off_answer_is_never_completed_by_the_repairer():
+    # json-repair would close `[600, 700, 9` into a three-number box; we drop the cut entry
+    assert extract_json('{"a": {"bboxes": [[1, 2, 3, 4]]}, "b": {"bboxes": [[600, 700, 9') == \
+        {"a": {"bboxes": [[1, 2, 3, 4]]}}
+    assert_parse_error(extract_json, '{"a": [1, 2')
+
+
+def test_an_integer_too_long_never_becomes_a_number():
+    value = extract_json("[" + "1" * 5000 + "]")
+    assert not any(isinstance(v, int | float) for v in value)
 
 
 def test_extract_json_deep_nesting_does_not_recurse_without_limit():
@@ -690,9 +719,10 @@ def test_regions_truncated_mid_array_keeps_complete_entries():
     assert parse_regions(cut, 2) == REGIONS_PARSED[:1]
 
 
-def test_regions_empty_list_only_when_nothing_asked():
+def test_regions_an_explicit_empty_answer_is_empty_and_unusable_entries_are_not():
     assert parse_regions("[]", 0) == []
-    assert_parse_error(parse_regions, "[]", 3)
+    assert parse_regions("[]", 3) == []  # "nothing there": a completion, counted as such
+    assert_parse_error(parse_regions, "[1, 2, 3]", 3)
 
 
 @pytest.mark.parametrize("text", [

@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from support import SIM_KEY, read_jsonl, referring_spec, sha_of
+from support import SIM_KEY, asked, read_jsonl, referring_spec, sha_of
 
 from auto_label import export, generate
 from auto_label.boxes import iou
@@ -32,7 +32,7 @@ def test_records_carry_regions_caption_and_verified_expressions(tmp_path, sim, b
     data = write_referring_dataset(tmp_path / "data", 5, seed=51, image_format="mixed")
     summary = generate(referring_spec(tmp_path / "out", data.root, sim, backend=backend))
     assert summary.complete
-    assert [r.protocol for r in sim.requests()] == [backend] * 20
+    assert [r.protocol for r in asked(sim)] == [backend] * 20
     records = read_jsonl(tmp_path / "out" / "annotations.jsonl")
     truth = data.by_id()
     assert [r["image_id"] for r in records] == sorted(truth)

@@ -6,8 +6,10 @@ parse. Two signs show it in a run's raw answers (before conversion):
 - under `xyxy_pixel`, on images sent much larger than 1000 px, every box stays within 0-1000:
   the model answers 0-1000 (Qwen3-VL, Qwen2-VL, InternVL, Gemini);
 - boxes keep falling outside the image as sent (beyond its pixel size, or beyond 1000 for the
-  normalized conventions): the model answers in another convention or frame (Qwen2.5-VL's
-  pixels of its processor's resize, say).
+  normalized conventions): the model answers in another convention or frame;
+- under `xyxy_pixel`, no box ever reaches the right or bottom fifth of the images: the model
+  answers in pixels of a smaller frame (Qwen2.5-VL's processor resize, when the server's
+  max_pixels is below the image's size).
 
 `auto_label probe -e SPEC` measures which convention and frame fit.
 """
@@ -22,9 +24,11 @@ from auto_label.boxes import NORMALIZED_RANGE, Convention
 MIN_BOXES = 20
 """boxes seen before any verdict"""
 LARGE_SIDE = 1500
-"""a sent image whose longest side is at least this is "much larger than 1000 px\""""
+"""a sent image whose longest side is at least this is much larger than 1000 px"""
 INSIDE_SHARE = 0.9
 OUTSIDE_SHARE = 0.2
+REACH = 0.8
+"""under xyxy_pixel, boxes that never reach past this share of the width and of the height"""
 SLACK = 1.02
 """a value this far past the edge still counts as inside (models round, and reach the edge)"""
 
@@ -44,6 +48,8 @@ class ConventionAlarm:
         self.large = 0
         self.large_within_1000 = 0
         self.outside = 0
+        self.reach = (0.0, 0.0)
+        """the farthest right and bottom edges seen, as shares of the sent width and height"""
         self.fired = False
 
     def observe(self, values: Sequence[float], sent_size: tuple[int, int]) -> None:
@@ -59,6 +65,9 @@ class ConventionAlarm:
                 return
             self.boxes += 1
             self.outside += outside
+            if self.convention == "xyxy_pixel":
+                self.reach = (max(self.reach[0], max(values[0], values[2]) / width),
+                              max(self.reach[1], max(values[1], values[3]) / height))
             if self.convention == "xyxy_pixel" and max(width, height) >= LARGE_SIDE:
                 self.large += 1
                 self.large_within_1000 += max(values[:4]) <= NORMALIZED_RANGE
@@ -73,9 +82,15 @@ class ConventionAlarm:
                   f"{self.convention})")
         if self.large >= MIN_BOXES and self.large_within_1000 >= INSIDE_SHARE * self.large:
             return (f"boxes look like another coordinate convention: {self.large_within_1000} "
-                    f"of {self.large} boxes on images sent over {LARGE_SIDE - 1} px stay within "
-                    f"0-1000, as 0-1000 models (xyxy_1000, yxyx_1000) answer; {advice}")
+                    f"of {self.large} boxes on images sent at {LARGE_SIDE} px or more stay "
+                    f"within 0-1000, as 0-1000 models (xyxy_1000, yxyx_1000) answer; {advice}")
         if self.boxes >= MIN_BOXES and self.outside >= OUTSIDE_SHARE * self.boxes:
             return (f"boxes look like another coordinate convention or frame: {self.outside} of "
                     f"{self.boxes} boxes fall outside the image as sent; {advice}")
+        if self.convention == "xyxy_pixel" and self.boxes >= MIN_BOXES and \
+                max(self.reach) < REACH:
+            return (f"boxes look like pixels of a smaller frame: in {self.boxes} boxes none "
+                    f"reaches past {self.reach[0]:.0%} of the width or {self.reach[1]:.0%} of "
+                    "the height of the images as sent, as a model answering in its processor's "
+                    f"resize does (vlm.<backend>.smart_resize); {advice}")
         return None

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from auto_label.backends.base import (
-    AuthFailed,
     Backend,
     BackendError,
     PreparedImage,
+    RateLimited,
     VLMRequest,
     VLMResponse,
 )
-from auto_label.errors import AuthRejected
 from auto_label.ledger.events import (
     AttemptFailed,
     RequestSent,
@@ -33,12 +32,11 @@ from auto_label.ledger.events import (
 )
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.writer import LedgerWriter
-from auto_label.pipelines.answers import ParseError
 from auto_label.pipelines.config import RetryConfig
 from auto_label.pipelines.contract import Immediate, Step, StepInput, StepOutput
+from auto_label.pipelines.engine.answering import Answer, Unusable, read_answer
+from auto_label.pipelines.engine.endpoint import TRANSPORT_KINDS, Breaker, aborting
 from auto_label.pipelines.engine.retry import RetryableFailure, Stopped, retrying
-
-TRUNCATED = {"length", "max_tokens", "MAX_TOKENS"}
 
 
 class Pacer(Protocol):
@@ -47,6 +45,9 @@ class Pacer(Protocol):
 
     def feedback(self, rate_limited: bool) -> None:
         """How the last request went."""
+
+    def pause(self, seconds: float) -> None:
+        """Start no request for `seconds` (the endpoint asked every client to wait)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class StepExecutor:
         self.generation = generation
         self.pacer = pacer
         self.parameters = backend.describe()
+        self.breaker = Breaker(retry.endpoint_failures, backend.endpoint)
         self.requests = 0
         self._count_lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -137,35 +139,44 @@ class StepExecutor:
         try:
             response = self.backend.complete(request)
         except BackendError as exc:
-            self._feedback(exc.kind == "rate_limited")
-            self.writer.put(AttemptFailed(
-                run_id=self.run_id, request_id=request_id, image_id=job.image_id,
-                step=job.step.number, attempt=number, kind=exc.kind, message=str(exc),
-                retry_after_s=exc.retry_after, status_code=exc.status_code,
-            ))
-            if isinstance(exc, AuthFailed):
-                raise AuthRejected(f"the endpoint rejected the API key ({exc})") from None
-            if exc.retryable:
-                raise RetryableFailure(exc.kind, str(exc), exc.retry_after) from None
-            return self._fail(job, exc.kind, str(exc), raw_text=exc.raw_text,
-                              request_id=request_id)
+            return self._backend_error(job, exc, request_id, number, started)
+        self.breaker.answered()
         self._feedback(False)
-        received = self._received(job, request_id, number, response, time.monotonic() - started)
-        if response.finish_reason in TRUNCATED:
-            # Complete entries could be salvaged, but the record would silently lack the rest:
-            # a cut answer is asked again like a junk one, and fails the step if it stays cut.
-            return self._unusable(job, request_id, number, tries, received, "truncated",
-                                  "the answer was cut at the token limit (raise max_tokens / "
-                                  "max_output_tokens if this persists)", response.text)
-        try:
-            output = job.step.parse(response.text, job.ctx)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            if not isinstance(exc, ParseError):  # a shape the parser let through
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                exc = ParseError(f"unexpected answer shape ({type(exc).__name__}: {first})")
-            return self._unusable(job, request_id, number, tries, received, "unparseable",
-                                  str(exc), response.text)
-        return self._complete(job, output, request_id, received)
+        answer = read_answer(job.step, job.ctx, response, self.backend.token_limit)
+        received = self._received(job, request_id, number, response, time.monotonic() - started,
+                                  answer.answer_in if isinstance(answer, Answer) else "content")
+        if isinstance(answer, Unusable):
+            return self._unusable(job, request_id, number, tries, received, answer.kind,
+                                  answer.message, response.text or response.thinking or "")
+        return self._complete(job, answer.output, request_id, received)
+
+    def _backend_error(self, job: StepJob, exc: BackendError, request_id: str, number: int,
+                       started: float) -> Failed:
+        """Record the failed attempt; raise what stops the run or retries the step; else fail."""
+        transport = isinstance(exc, TRANSPORT_KINDS)
+        if not transport:
+            self.breaker.answered()
+        self._feedback(isinstance(exc, RateLimited))
+        if isinstance(exc, RateLimited) and exc.retry_after and self.pacer is not None:
+            self.pacer.pause(exc.retry_after)  # the endpoint's wait holds for every worker
+        received = None
+        if exc.response is not None:  # an answer came (blocked): recorded with its usage
+            received = self._received(job, request_id, number, exc.response,
+                                      time.monotonic() - started, "content")
+        self.writer.put(*([received] if received is not None else []), AttemptFailed(
+            run_id=self.run_id, request_id=request_id, image_id=job.image_id,
+            step=job.step.number, attempt=number, kind=exc.kind, message=str(exc),
+            retry_after_s=exc.retry_after, status_code=exc.status_code,
+        ))
+        if exc.stops_run:
+            raise aborting(exc, self.backend.endpoint) from None
+        if transport:
+            tripped = self.breaker.failed(exc)
+            if tripped is not None:
+                raise tripped from None
+        if exc.retryable:
+            raise RetryableFailure(exc.kind, str(exc), exc.retry_after) from None
+        return self._fail(job, exc.kind, str(exc), raw_text=exc.raw_text, request_id=request_id)
 
     def _unusable(self, job: StepJob, request_id: str, number: int, tries: _Tries,
                   received: ResponseReceived, kind: str, message: str, text: str) -> Failed:
@@ -185,7 +196,7 @@ class StepExecutor:
             self.pacer.feedback(rate_limited)
 
     def _received(self, job: StepJob, request_id: str, number: int, response: VLMResponse,
-                  latency: float) -> ResponseReceived:
+                  latency: float, answer_in: str) -> ResponseReceived:
         return ResponseReceived(
             run_id=self.run_id, request_id=request_id, image_id=job.image_id,
             step=job.step.number, attempt=number, text=response.text,
@@ -194,7 +205,8 @@ class StepExecutor:
                         completion_tokens=response.completion_tokens,
                         thinking_tokens=response.thinking_tokens),
             latency_s=round(latency, 4), model_version=response.model_version,
-            response_id=response.response_id,
+            response_id=response.response_id, thinking=response.thinking,
+            answer_in="reasoning" if answer_in == "reasoning" else "content",
         )
 
     def _complete(self, job: StepJob, output: StepOutput, request_id: str | None,
@@ -205,7 +217,7 @@ class StepExecutor:
             run_id=self.run_id, image_id=job.image_id, step=job.step.number,
             fingerprint=job.fingerprint, generation=self.generation, output=stored,
             output_version=output.class_version, output_hash=output_hash,
-            upstream=job.upstream, request_id=request_id,
+            upstream=job.upstream, request_id=request_id, found=output.found(),
         )
         outcome = [completed] if job.record_outcome else []
         self.writer.put(*([received] if received is not None else []), *outcome)

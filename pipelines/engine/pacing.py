@@ -1,4 +1,5 @@
-"""Pacing request starts: a requests-per-minute limit that backs off on 429s and recovers (AIMD).
+"""Pacing request starts: a requests-per-minute limit that backs off on 429s and recovers (AIMD),
+and pauses the whole pool when the endpoint says how long to wait.
 
 Requests start evenly spaced at the current pace rather than in bursts. When 429s make up a
 quarter or more of the last LAST answers, the pace halves (multiplicative decrease, then a
@@ -36,6 +37,7 @@ class Pacer:
         self._next = 0.0
         self._cooldown_until = -1e9
         self._release_at: float | None = None
+        self._paused_until = -1e9
         self._starts: deque[float] = deque()
         self._answers: deque[bool] = deque(maxlen=LAST)
         self.decreases = 0
@@ -47,12 +49,24 @@ class Pacer:
             self._starts.append(now)
             while self._starts and self._starts[0] < now - WINDOW:
                 self._starts.popleft()
-            if self.rpm is None:
-                return not stop.is_set()
-            start = max(now, self._next)
-            self._next = start + 60.0 / self.rpm
+            start = max(now, self._paused_until)
+            if self.rpm is not None:
+                start = max(start, self._next)
+                self._next = start + 60.0 / self.rpm
         delay = start - now
         return not stop.wait(delay) if delay > 0 else not stop.is_set()
+
+    def pause(self, seconds: float) -> None:
+        """Start no request for `seconds`: the endpoint told us to wait (Retry-After, RetryInfo,
+        rate-limit reset headers), and the wait holds for the whole pool, not one request."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def waiting(self) -> float:
+        """Seconds until requests may start again (0 when not paused)."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
 
     def feedback(self, rate_limited: bool) -> None:
         with self._lock:

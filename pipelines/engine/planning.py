@@ -106,6 +106,8 @@ class Skip:
     selected and never completed."""
 
     step: Step
+    reason: str = ""
+    """one line, e.g. needs step 0, which this run does not run and never completed"""
 
 
 @dataclass(frozen=True)
@@ -193,10 +195,16 @@ def decide(facts: ImageFacts, progress: Progress, settings: Settings,
                 continue
             missing = [n for n in step.needs if n not in resolved]
             if missing:
-                if any(n in dead or n not in settings.selected for n in missing):
+                absent = [n for n in missing if n not in settings.selected]
+                lost = [n for n in missing if n in dead]
+                if absent or lost:
                     decided.add(step.number)
                     dead.add(step.number)
-                    decisions.append(Skip(step))
+                    reason = (f"needs step {absent[0]}, which this run does not run and which "
+                              "never completed for the image (add it to workflow.steps)"
+                              if absent else f"needs step {lost[0]}, which failed or was "
+                              "skipped")
+                    decisions.append(Skip(step, reason))
                     changed = True
                 continue
             decided.add(step.number)

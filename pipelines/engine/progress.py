@@ -56,6 +56,8 @@ class RunSummary:
     steps: list[tuple[str, str]]
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     """step number -> outcome -> images"""
+    nothing_found: Counter[str] = field(default_factory=Counter)
+    """step number -> completions (of this run) whose answer was: nothing there"""
     failures: Counter[str] = field(default_factory=Counter)
     """failure kind -> failed (image, step) pairs"""
     examples: list[str] = field(default_factory=list)
@@ -69,6 +71,15 @@ class RunSummary:
     """input problems that were skipped (unlabelled images, malformed label rows...)"""
     alarms: list[str] = field(default_factory=list)
     """what a person must hear about the boxes (a default or a suspect convention)"""
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    """"step N: why" -> (image, step) pairs skipped for it"""
+    suspect_boxes: bool = False
+    """the boxes of this run look like another convention or frame (the convention alarm)"""
+
+    @property
+    def ok(self) -> bool:
+        """Complete, and no alarm says the boxes look wrong (what exit code 0 means)."""
+        return self.complete and not self.suspect_boxes
 
     @property
     def complete(self) -> bool:

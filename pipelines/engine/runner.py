@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auto_label.backends.base import Backend, PreparedImage
-from auto_label.errors import AuthRejected
+from auto_label.errors import RunAborted
 from auto_label.ledger import queries
 from auto_label.ledger.events import (
     ImageRejected,
@@ -31,6 +31,7 @@ from auto_label.pipelines.config import WorkflowConfig
 from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
 from auto_label.pipelines.engine import planning
 from auto_label.pipelines.engine.alarm import ConventionAlarm
+from auto_label.pipelines.engine.endpoint import preflight
 from auto_label.pipelines.engine.execute import Completed, Failed, Pacer, StepExecutor, StepJob
 from auto_label.pipelines.engine.image_cache import ImageCache
 from auto_label.pipelines.engine.planning import (
@@ -84,10 +85,13 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
     """Run `pipeline` on its inputs as `options` say; returns the run's summary.
 
     Raises InputError / SpecError before any request for bad inputs, LedgerError for an unusable
-    results_dir (or one another run holds), AuthRejected when the endpoint rejects the key (after
-    the requests in flight are recorded). `stop.set()` from another thread ends the run early.
+    results_dir (or one another run holds), RunAborted when the endpoint stops the run (a
+    rejected key, an unreachable or misconfigured endpoint, a spent quota: found by a pre-flight
+    request before any image, or during the run, after the requests in flight are recorded).
+    `stop.set()` from another thread ends the run early.
     """
     inputs = pipeline.read_inputs(options.data)
+    preflight(backend)
     stop = stop or threading.Event()
     workflow = options.workflow
     settings = Settings(pipeline, frozenset(workflow.steps), workflow.force_reprocess,
@@ -112,6 +116,7 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
         run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop,
                    options.ingest)
         interrupted = run.work(items, inputs.warnings)
+        run.still_suspect()
     except BaseException:
         stop.set()
         session.close_on_error()
@@ -144,9 +149,10 @@ class _Run:
         self.images = ImageCache(2 * workers + 4, ingest, backend.frame)
         self.pool = WorkerPool(workers, stop, self._unexpected)
         self.projections = Projections()
-        self.abort: AuthRejected | None = None
-        self.alarm = ConventionAlarm(backend.frame.coordinates,
-                                     f"vlm.{backend.name}.coordinates", self._warn_run)
+        self.abort: RunAborted | None = None
+        self.alarm = ConventionAlarm(
+            backend.frame.coordinates, f"{self.pipeline.name}.vlm.{backend.name}.coordinates",
+            self._suspect)
         self._lock = threading.Lock()
 
     def work(self, items: list[ImageInput], warnings: list[str]) -> bool:
@@ -155,9 +161,10 @@ class _Run:
         self.tracker.warn(warnings, show=MAX_NOTES)
         frame = self.backend.frame
         if frame.defaulted:
+            key = f"{self.pipeline.name}.vlm.{self.backend.name}"
             self._warn_run(
-                f"vlm.{self.backend.name}: no profile knows the model {self.backend.model!r} and "
-                f"vlm.{self.backend.name}.coordinates is not set, so boxes are read as "
+                f"{key}: no profile knows the model {self.backend.model!r} and "
+                f"{key}.coordinates is not set, so boxes are read as "
                 f"{frame.coordinates} (the backend's default); if the model answers otherwise "
                 "every box is wrong: check with `auto_label probe -e SPEC`", "default_convention")
         try:
@@ -216,7 +223,7 @@ class _Run:
                     fingerprint=decision.fingerprint))
             self.tracker.outcome(step.number, "cached")
         elif isinstance(decision, Skip):
-            self.tracker.outcome(step.number, "skipped")
+            self.tracker.skipped(step.number, decision.reason)
 
     # -- tasks ---------------------------------------------------------------------------------
 
@@ -228,7 +235,7 @@ class _Run:
         def task() -> None:
             try:
                 body()
-            except AuthRejected as exc:
+            except RunAborted as exc:  # the endpoint's problem: stop, fail no image for it
                 self.abort = self.abort or exc
                 self.stop.set()
             except Exception as exc:
@@ -239,6 +246,22 @@ class _Run:
                     self._fail(image, step, fingerprint, "internal_error", problem)
 
         return task
+
+    def still_suspect(self) -> None:
+        """Boxes an earlier run warned about, still shown (reused by this run): warn again."""
+        if self.tracker.summary.suspect_boxes:
+            return
+        for number, count in queries.suspect_current(self.session.ledger.connection()):
+            self.tracker.summary.suspect_boxes = True
+            self.tracker.alarm(f"{count} step result(s) shown come from run {number}, whose "
+                               "boxes looked like another coordinate convention (see "
+                               "`auto_label status`); they stay until the convention is fixed "
+                               "and the steps run again")
+
+    def _suspect(self, message: str) -> None:
+        """The boxes look like another convention: warned, and the run does not end well."""
+        self.tracker.summary.suspect_boxes = True
+        self._warn_run(message)
 
     def _warn_run(self, message: str, kind: str = "convention") -> None:
         """Say it once, loudly: in the ledger (status shows it), the progress and the summary."""
@@ -299,7 +322,8 @@ class _Run:
                 self.tracker.failed(step.number, kind, messages[step.number])
             for step in skipped:
                 if step.number not in image.progress.decided:
-                    self.tracker.outcome(step.number, "skipped")
+                    self.tracker.skipped(step.number, "needs a step that failed: the image "
+                                                      "cannot be used")
             image.progress = Progress(decided=frozenset(s.number for s in self.steps),
                                       dead=frozenset(s.number for s in self.steps))
 

@@ -30,6 +30,12 @@ class Tracker:
             self.summary.counts.setdefault(step, Counter())[outcome] += 1
             self.progress.advance(step, outcome)
 
+    def skipped(self, step: str, reason: str) -> None:
+        with self._lock:
+            self.summary.counts.setdefault(step, Counter())["skipped"] += 1
+            self.summary.skip_reasons[f"step {step} {reason}"] += 1
+            self.progress.advance(step, "skipped")
+
     def failed(self, step: str, kind: str, message: str) -> None:
         with self._lock:
             self.summary.counts.setdefault(step, Counter())["failed"] += 1
@@ -61,6 +67,9 @@ class Tracker:
         for event in events:
             if isinstance(event, StepCompleted) and not event.source:
                 self.outcome(event.step, "completed")
+                if event.found == 0:
+                    with self._lock:
+                        self.summary.nothing_found[event.step] += 1
         for event in refused:
             self.failed(event.step, "duplicate_completion",
                         f"{event.image_id} step {event.step} ({self._names.get(event.step, '')}): "

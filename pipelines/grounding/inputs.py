@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ def _grounding_item(item: dict[str, Any], where: str, image_root: str) -> ImageI
         raise InputError(f"{where}: caption is missing or not a string")
     if not caption.strip():
         raise InputError(f"{where}: caption is empty")
+    caption = unicodedata.normalize("NFC", caption)  # spans count code points of composed text
     path = resolve_image_path(image_path, image_root)
     return ImageInput(
         image_id=image_id_of(item, image_path, where),

@@ -25,6 +25,9 @@ class ExtractionOutput(StepOutput):
     cleaned_caption: str
     expressions: list[ExtractedExpression]
 
+    def found(self) -> int:
+        return len(self.expressions)
+
 
 class GroundedInstance(_Item):
     bbox: list[int]
@@ -44,4 +47,7 @@ class GroundingOutput(StepOutput):
     class_version = 1
     groundings: list[Grounding]
     dropped_boxes: int
-    """boxes that were outside the image, empty or repeated"""
+    """boxes that were outside the image, empty, repeated, or named no asked expression"""
+
+    def found(self) -> int:
+        return sum(len(g.instances) for g in self.groundings)

@@ -7,12 +7,21 @@ sense of raises `ParseError` with a one-line reason.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from auto_label.boxes import as_box
 from auto_label.pipelines.answers import ParseError, extract_json
-from auto_label.pipelines.coerce import as_score, as_span, first_present, label_of, norm_key
+from auto_label.pipelines.coerce import (
+    as_score,
+    as_span,
+    first_present,
+    label_of,
+    norm_key,
+    norm_phrase,
+)
 
 MAX_BOXES_PER_EXPRESSION: Final[int] = 10
 
@@ -63,6 +72,7 @@ def parse_extraction(text: str, caption: str) -> dict[str, Any]:
     else:
         raise ParseError("expected a JSON object with 'expressions'")
     cleaned_caption = cleaned.strip() if isinstance(cleaned, str) and cleaned.strip() else caption
+    cleaned_caption = unicodedata.normalize("NFC", cleaned_caption)  # as the caption itself
 
     raw: list[tuple[str, tuple[int, int] | None, str | None]] = []
     usable_shape = 0
@@ -82,7 +92,7 @@ def parse_extraction(text: str, caption: str) -> dict[str, Any]:
     seen: set[str] = set()
     prev_start = 0
     for expr_text, span, noun_chunk in raw:
-        expr_text = expr_text.strip()
+        expr_text = unicodedata.normalize("NFC", expr_text.strip())
         if not expr_text:
             continue
         resolved: tuple[int, int] | None = None
@@ -147,20 +157,26 @@ def _instances(value: Any) -> list[Instance]:
 
 
 class _ExpressionKeys:
-    """Matches a model's key to a given expression: exactly, then case/whitespace-insensitively."""
+    """Matches a model's label to a given expression: exactly, then case/whitespace-insensitively,
+    then also ignoring punctuation and a leading article (Gemini labels "red box" for "A red
+    box"). With one expression asked, every label is it."""
 
     def __init__(self, expressions: Sequence[str]) -> None:
         self.exact = set(expressions)
         self.loose: dict[str, str] = {}
+        self.bare: dict[str, str] = {}
         for e in expressions:
             self.loose.setdefault(norm_key(e), e)
+            self.bare.setdefault(norm_phrase(e), e)
+        self.only = expressions[0] if len(set(expressions)) == 1 else None
 
     def resolve(self, key: Any) -> str | None:
+        """The expression `key` names, if any (`only` is the caller's fallback)."""
         if not isinstance(key, str):
             return None
         if key in self.exact:
             return key
-        return self.loose.get(norm_key(key))
+        return self.loose.get(norm_key(key)) or self.bare.get(norm_phrase(key))
 
 
 def _labelled_items(value: Any) -> list[dict[str, Any]]:
@@ -173,7 +189,11 @@ def _grounding_entries(data: Any, keys: _ExpressionKeys,
                        expressions: Sequence[str]) -> list[tuple[Any, Any]]:
     """(key, entry) pairs from any accepted answer shape."""
     if isinstance(data, list):
+        if not data:
+            return []  # an explicit empty answer: nothing there
         if not any(isinstance(x, dict) for x in data):
+            if keys.only is not None and _instances(data):
+                return [(keys.only, data)]  # the only expression's boxes, bare
             raise ParseError("expected a JSON object keyed by expression")
         entries: list[tuple[Any, Any]] = []
         for item in data:
@@ -198,7 +218,41 @@ def _grounding_entries(data: Any, keys: _ExpressionKeys,
     unique = set(expressions)
     if len(unique) == 1 and first_present(data, _BOX_KEYS) is not None:
         return [(next(iter(unique)), data)]  # the only expression's entry, without its key
-    return []
+    return list(data.items())  # keyed by labels no expression matches: counted, not attributed
+
+
+@dataclass(frozen=True)
+class GroundingAnswer:
+    boxes: dict[str, list[Instance]]
+    """every asked expression -> its (box as written, score) pairs, at most 10"""
+    unattributed: int
+    """boxes under labels that name no asked expression"""
+    labels: list[str]
+    """those labels, for messages"""
+
+
+def read_grounding(text: str, expressions: Sequence[str]) -> GroundingAnswer:
+    """Grounding step 1's answer: each asked expression's boxes, and the boxes under labels that
+    name none (see `parse_grounding` for the shapes read). Raises ParseError."""
+    data = extract_json(text)
+    keys = _ExpressionKeys(expressions)
+    result: dict[str, list[Instance]] = {e: [] for e in expressions}
+    unattributed = 0
+    labels: list[str] = []
+    for key, entry in _grounding_entries(data, keys, expressions):
+        expr = keys.resolve(key) or keys.only
+        if expr is None:
+            found = len(_instances(entry))
+            unattributed += found
+            if found and isinstance(key, str):
+                labels.append(key)
+            continue
+        bucket = result[expr]
+        for instance in _instances(entry):
+            if len(bucket) >= MAX_BOXES_PER_EXPRESSION:
+                break
+            bucket.append(instance)
+    return GroundingAnswer(result, unattributed, labels)
 
 
 def parse_grounding(
@@ -209,20 +263,11 @@ def parse_grounding(
     Accepts ``{"<expr>": {"bboxes": [[a, b, c, d], ...], "scores": [...]}}`` with ``boxes``,
     ``bbox``, ``bbox_2d`` or ``box_2d`` for ``bboxes``, a single box for a list of boxes, a bare
     list of boxes as the entry, and lists of ``{"text"|"expression"|"label": ..., "bbox_2d": [...],
-    "score": ...}``. Scores default to 1.0, may be strings, and are clamped to [0, 1]. Boxes that
-    are not 4 finite numbers are skipped; at most 10 per expression, in the model's order. Box
-    values are as the model wrote them, as floats (no coordinate conversion, no reordering).
+    "score": ...}``; labels match the expressions exactly, then ignoring case, whitespace,
+    punctuation and a leading article, and with one expression asked every box is its. Scores
+    default to 1.0, may be strings, and are clamped to [0, 1]. Boxes that are not 4 finite
+    numbers are skipped; at most 10 per expression, in the model's order. Box values are as the
+    model wrote them, as floats (no coordinate conversion, no reordering). An explicit empty
+    answer (``[]``, ``{}``) gives every expression no boxes.
     """
-    data = extract_json(text)
-    keys = _ExpressionKeys(expressions)
-    result: dict[str, list[Instance]] = {e: [] for e in expressions}
-    for key, entry in _grounding_entries(data, keys, expressions):
-        expr = keys.resolve(key)
-        if expr is None:
-            continue
-        bucket = result[expr]
-        for instance in _instances(entry):
-            if len(bucket) >= MAX_BOXES_PER_EXPRESSION:
-                break
-            bucket.append(instance)
-    return result
+    return read_grounding(text, expressions).boxes

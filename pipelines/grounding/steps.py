@@ -5,6 +5,7 @@ image."""
 from __future__ import annotations
 
 from auto_label.boxes import finalize_box
+from auto_label.pipelines.answers import ParseError
 from auto_label.pipelines.contract import Immediate, Step, StepInput
 from auto_label.pipelines.grounding import prompts
 from auto_label.pipelines.grounding.outputs import (
@@ -13,7 +14,7 @@ from auto_label.pipelines.grounding.outputs import (
     Grounding,
     GroundingOutput,
 )
-from auto_label.pipelines.grounding.parsers import parse_extraction, parse_grounding
+from auto_label.pipelines.grounding.parsers import parse_extraction, read_grounding
 
 
 def _build_extract(ctx: StepInput) -> str:
@@ -38,7 +39,13 @@ def _build_ground(ctx: StepInput) -> str | Immediate:
 
 def _parse_ground(text: str, ctx: StepInput) -> GroundingOutput:
     texts = _expression_texts(ctx)
-    raw = parse_grounding(text, texts)
+    answer = read_grounding(text, texts)
+    raw = answer.boxes
+    if answer.unattributed and not any(raw.values()):
+        # never a silent empty: boxes that belong to no asked expression are not "nothing there"
+        labels = ", ".join(repr(label) for label in answer.labels[:3])
+        raise ParseError(f"the answer's {answer.unattributed} box(es) name none of the "
+                         f"expressions asked (labels {labels or 'none'})")
     width, height = ctx.original_size
     groundings = []
     dropped = 0
@@ -53,7 +60,7 @@ def _parse_ground(text: str, ctx: StepInput) -> GroundingOutput:
             seen.add(tuple(box))
             instances.append(GroundedInstance(bbox=box, score=round(float(score), 4)))
         groundings.append(Grounding(text=expression, instances=instances))
-    return GroundingOutput(groundings=groundings, dropped_boxes=dropped)
+    return GroundingOutput(groundings=groundings, dropped_boxes=dropped + answer.unattributed)
 
 
 STEP_EXTRACT = Step(

@@ -37,7 +37,9 @@ from auto_label.pipelines.referring.outputs import (
 SNAP_IOU = 0.5
 """An imported instance belongs to the seeded box it overlaps most, from this IoU on."""
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".avif", ".tif", ".tiff",
+                  ".bmp", ".gif"}
+"""What image_dir is searched for (the file's content decides how it is read)."""
 SHOW = 5
 
 

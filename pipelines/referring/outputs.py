@@ -28,12 +28,18 @@ class RegionsOutput(StepOutput):
     undescribed: int
     """boxes the answer gave no description for (their region carries the class name)"""
 
+    def found(self) -> int:
+        return len(self.regions) - self.undescribed
+
 
 class CaptionOutput(StepOutput):
     """Step 1: a caption of the whole image."""
 
     class_version = 1
     caption: str
+
+    def found(self) -> int:
+        return 1 if self.caption else 0
 
 
 class Instance(_Item):
@@ -63,6 +69,9 @@ class GroupsOutput(StepOutput):
     """boxes of the answer that overlap no seeded box enough (IoU < 0.5)"""
     dropped_expressions: list[DroppedExpression]
 
+    def found(self) -> int:
+        return len(self.expressions)
+
 
 class RemovedBox(_Item):
     text: str
@@ -78,3 +87,6 @@ class CheckedOutput(StepOutput):
     dropped_expressions: list[DroppedExpression]
     ignored_boxes: int
     """boxes the answer added (never kept: step 3 may not add a box)"""
+
+    def found(self) -> int:
+        return len(self.expressions)

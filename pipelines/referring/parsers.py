@@ -43,8 +43,8 @@ def parse_regions(text: str, count: int) -> list[dict[str, Any]]:
     ``results``, ``items``, ``annotations``) and a single region object; ``box_2d``, ``bbox`` or
     ``box`` for ``bbox_2d``. Strings are stripped (missing ones are ""); a box that is not 4 finite
     numbers is None; entries with no box and no text are dropped. The list is returned as parsed,
-    not matched against the `count` boxes asked about; an empty list is only accepted when `count`
-    is 0.
+    not matched against the `count` boxes asked about; an explicit empty answer (``[]``) is an
+    empty list, an answer whose entries are all unusable a ParseError.
     """
     data = extract_json(text)
     items: Any
@@ -71,7 +71,7 @@ def parse_regions(text: str, count: int) -> list[dict[str, Any]]:
         if region["bbox_2d"] is None and not any(region[f] for f in _REGION_TEXT_FIELDS):
             continue
         regions.append(region)
-    if not regions and (count > 0 or items):
+    if not regions and items:
         raise ParseError("no region with a box or a description found")
     return regions
 
@@ -167,7 +167,8 @@ def parse_phrase_lines(text: str) -> list[tuple[str, list[list[float]]]]:
     Reads the legacy ``<phrase>: [[x1, y1, x2, y2], ...]`` lines, tolerating bullets, ``**bold**``
     and quotes around the phrase, a single box ``[a, b, c, d]``, fences, blank lines and prose lines
     (skipped). Boxes that are not 4 finite numbers are dropped, then lines left without a box. When
-    no line parses, a JSON object ``{"<phrase>": [[...], ...]}`` is accepted instead.
+    no line parses, a JSON object ``{"<phrase>": [[...], ...]}`` is accepted instead, and an
+    explicit empty answer (``[]``, ``{}``) is no line at all.
     """
     if not text or not text.strip():
         raise ParseError("empty response")
@@ -185,6 +186,8 @@ def parse_phrase_lines(text: str) -> list[tuple[str, list[list[float]]]]:
         data = extract_json(body)
     except ParseError:
         data = None
+    if data in ([], {}):
+        return []  # an explicit empty answer: no group, nothing there
     if isinstance(data, dict):
         for phrase, value in data.items():
             boxes = _boxes_of(value)

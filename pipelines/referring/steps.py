@@ -86,6 +86,9 @@ def parse_region_answer(text: str, ctx: StepInput) -> RegionsOutput:
         for index, item in enumerate(parsed):
             if index not in assigned and item in leftovers:
                 assigned[index] = item
+    if parsed and not assigned:  # never a silent empty: descriptions of no given box
+        raise ParseError(f"none of the {len(parsed)} region(s) in the answer lies on one of the "
+                         f"{len(boxes)} boxes asked about (IoU >= {SNAP_IOU})")
     regions = []
     for index, box in enumerate(boxes):
         found: dict[str, Any] = assigned.get(index) or {}
@@ -138,7 +141,8 @@ def parse_group_answer(text: str, ctx: StepInput) -> GroupsOutput:
     expressions = []
     dropped_boxes = 0
     dropped_expressions = []
-    for phrase, boxes in parse_phrase_lines(text):
+    lines = parse_phrase_lines(text)
+    for phrase, boxes in lines:
         instances, dropped = _snapped_instances(boxes, ctx, regions)
         dropped_boxes += dropped
         if instances:
@@ -146,6 +150,9 @@ def parse_group_answer(text: str, ctx: StepInput) -> GroupsOutput:
         else:
             dropped_expressions.append(DroppedExpression(text=phrase,
                                                          reason="no box on a seeded region"))
+    if lines and not expressions:  # never a silent empty: boxes, none on a seeded one
+        raise ParseError(f"none of the {dropped_boxes} box(es) in the answer lies on a seeded "
+                         f"box (IoU >= {SNAP_IOU}): are they in another convention?")
     return GroupsOutput(expressions=expressions, dropped_boxes=dropped_boxes,
                         dropped_expressions=dropped_expressions)
 
