@@ -1,0 +1,66 @@
+"""The Typer app the commands register on, its consoles, and the CLI's shared helpers."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from auto_label.errors import AutoLabelError
+
+COMMANDS = ("generate", "status", "show", "replay", "export", "probe", "demo")
+"""The order `auto_label --help` lists the commands in (the modules register them in any order)."""
+
+
+class _Ordered(TyperGroup):
+    def list_commands(self, ctx: object) -> list[str]:
+        known = {name: i for i, name in enumerate(COMMANDS)}
+        return sorted(self.commands, key=lambda name: (known.get(name, len(known)), name))
+
+
+app = typer.Typer(
+    cls=_Ordered,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Build vision-language grounding datasets with a VLM, on a resumable SQLite ledger.",
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: AutoLabelError) -> typer.Exit:
+    err.print(f"error: {error}", markup=False)
+    return typer.Exit(error.exit_code)
+
+
+class Signals:
+    """SIGINT/SIGTERM set the run's stop event (a second one exits at once)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            raise SystemExit(128 + signum)
+        self.received = signum
+        self.stop.set()
+        err.print(f"\n{signal.Signals(signum).name}: finishing the requests in flight "
+                  "(again to quit at once)...")
+
+

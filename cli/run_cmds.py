@@ -1,0 +1,98 @@
+"""The commands that run the model: generate, probe, demo."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from auto_label import api
+from auto_label.cli.app import Signals, app, fail, out
+from auto_label.errors import AutoLabelError
+
+
+@app.command()
+def generate(
+    spec: Annotated[Path, typer.Option("-e", "--experiment-spec",
+                                       help="The YAML spec file.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Overrides such as results_dir=/out or image_grounding.workflow.max_workers=8."
+    )] = None,
+    plain: Annotated[bool, typer.Option(
+        help="Plain progress lines instead of bars (the default when not on a terminal)."
+    )] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed",
+        help="Only the images whose latest attempt at a step failed (a plain run retries them "
+             "too, with everything not yet done).",
+    )] = False,
+) -> None:
+    """Run the spec's pipeline on every image that has not completed it, then export."""
+    from auto_label.cli.progress import PlainProgress, RichProgress
+    from auto_label.cli.summary import print_summary
+
+    stop = threading.Event()
+    try:
+        loaded = api.load_spec(spec, overrides or [])
+        progress = RichProgress(out) if out.is_terminal and not plain else PlainProgress()
+        with Signals(stop) as signals:
+            summary = api.generate(loaded, progress=progress, stop=stop,
+                                   retry_failed=retry_failed)
+    except AutoLabelError as error:
+        raise fail(error) from None
+    print_summary(out, summary)
+    if signals.received is not None:
+        command = " ".join(["auto_label", *sys.argv[1:]]) if sys.argv else "auto_label generate"
+        out.print(f"stopped by {signal.Signals(signals.received).name}; everything answered so "
+                  f"far is in the ledger. Resume with the same command:\n  {command}",
+                  markup=False)
+        raise typer.Exit(128 + signals.received)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+@app.command()
+def probe(
+    spec: Annotated[Path, typer.Option("-e", "--experiment-spec",
+                                       help="The YAML spec file.")],
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Overrides such as image_grounding.vlm.openai.base_url=http://gpu:8000/v1."
+    )] = None,
+) -> None:
+    """Measure which box convention and frame the spec's endpoint answers in (a few requests
+    about generated images, recorded in the ledger), and print the spec lines that fit.
+
+    Exits 1 when no reading explains the answers."""
+    from auto_label.cli.summary import print_probe
+    from auto_label.probing import probe as run_probe
+
+    try:
+        report = run_probe(spec, overrides or [])
+    except AutoLabelError as error:
+        raise fail(error) from None
+    print_probe(out, report)
+    raise typer.Exit(0 if report.fits else 1)
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Where to write the demo.")] = Path(
+        "auto_label_demo"),
+    images: Annotated[int, typer.Option("-n", "--images", min=1, max=500,
+                                        help="Images per pipeline.")] = 12,
+) -> None:
+    """Generate scenes, start the VLM simulator, run the pipelines end to end against it."""
+    from auto_label.cli.demo import run_demo
+    from auto_label.cli.progress import PlainProgress, RichProgress
+
+    def progress() -> RichProgress | PlainProgress:
+        return RichProgress(out) if out.is_terminal else PlainProgress()
+
+    try:
+        run_demo(directory, images=images, progress=progress,
+                 console_print=lambda text: out.print(text, markup=False, soft_wrap=True))
+    except AutoLabelError as error:
+        raise fail(error) from None
