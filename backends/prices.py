@@ -41,3 +41,17 @@ def price_for(model: str) -> Price | None:
         return PRICES[name]
     prefixes = [known for known in PRICES if name.startswith(known)]
     return PRICES[max(prefixes, key=len)] if prefixes else None
+
+
+def usage_cost(price: Price, prompt_tokens: int | None, completion_tokens: int | None,
+               thinking_tokens: int | None, *, completion_includes_thinking: bool) -> float:
+    """USD for one response's usage as the ledger stores it (None counts as 0).
+
+    `completion_includes_thinking`: whether the backend's completion count already holds the
+    thinking tokens (OpenAI's `completion_tokens` includes `reasoning_tokens`; Gemini's
+    `candidates_token_count` excludes `thoughts_token_count`), so they are not billed twice.
+    """
+    completion, thinking = completion_tokens or 0, thinking_tokens or 0
+    if completion_includes_thinking:
+        completion = max(0, completion - thinking)
+    return price.cost(prompt_tokens or 0, completion, thinking)

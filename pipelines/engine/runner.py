@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auto_label.backends.base import Backend, PreparedImage
+from auto_label.backends.prices import Price
 from auto_label.errors import RunAborted
 from auto_label.ledger import queries
 from auto_label.ledger.events import (
@@ -77,6 +78,10 @@ class RunOptions:
     """the whole spec, keys masked, for run_started"""
     ingest: IngestSettings = field(default_factory=IngestSettings)
     retry_failed: bool = False
+    price: Price | None = None
+    """what the model's tokens cost (None: unknown, costs are not shown)"""
+    max_cost: float | None = None
+    """USD: no request starts once the run's cost would pass it (`workflow.max_cost`)"""
 
 
 def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
