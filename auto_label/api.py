@@ -21,9 +21,10 @@ from auto_label.exports.jsonl import ANNOTATIONS_FILE
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.contract import Pipeline
+from auto_label.pipelines.engine.options import RunOptions
 from auto_label.pipelines.engine.pacing import Pacer
 from auto_label.pipelines.engine.progress import OUTCOMES, ProgressSink, RunSummary
-from auto_label.pipelines.engine.runner import RunOptions, run_pipeline
+from auto_label.pipelines.engine.runner import run_pipeline
 from auto_label.pipelines.records import ImageRecord, image_records
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.spec import Spec

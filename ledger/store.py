@@ -148,6 +148,11 @@ class Ledger:
             raise LedgerError(f"{self.path}: event {seq} is damaged ({first}); "
                               "see `auto_label status --check`") from None
 
+    def parse_row(self, seq: int, body: str) -> Event:
+        """A row a query returned -> its typed event (LedgerError naming the file and the seq
+        when the body is damaged)."""
+        return self._parse(seq, body)
+
     def event(self, seq: int) -> Event:
         body = queries.event_body(self.connection(), seq)
         if body is None:

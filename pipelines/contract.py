@@ -148,6 +148,10 @@ class Step:
     uses_caption: bool = False
     uses_extra: tuple[str, ...] = ()
     """keys of the seed's `extra` that determine the answer"""
+    parser_version: int = 1
+    """the version of `parse`: raise it when a change reads some stored answer differently. It
+    is part of the completion's fingerprint (not the request's), so `auto_label replay` and the
+    next `generate` re-read the stored answers with the new parser instead of asking again"""
 
     def stored_output(self, event: StepCompleted) -> StepOutput:
         """The typed output of one of this step's completions, upcast from its version."""

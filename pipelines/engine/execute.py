@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from auto_label.backends.base import (
@@ -36,6 +37,7 @@ from auto_label.pipelines.config import RetryConfig
 from auto_label.pipelines.contract import Immediate, Step, StepInput, StepOutput
 from auto_label.pipelines.engine.answering import Answer, Unusable, read_answer
 from auto_label.pipelines.engine.endpoint import TRANSPORT_KINDS, Breaker, aborting
+from auto_label.pipelines.engine.rereading import StoredAnswer, reread
 from auto_label.pipelines.engine.retry import RetryableFailure, Stopped, retrying
 
 
@@ -62,6 +64,13 @@ class StepJob:
     record_outcome: bool = True
     """False for requests about no dataset image (the probe): their requests and responses are
     recorded, but no step_completed / step_failed"""
+    request_fingerprint: str = ""
+    """the request's fingerprint when it differs from the completion's (a parser version > 1)"""
+
+    @property
+    def asked(self) -> str:
+        """The fingerprint its requests are recorded under."""
+        return self.request_fingerprint or self.fingerprint
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class StepExecutor:
         self.parameters = backend.describe()
         self.breaker = Breaker(retry.endpoint_failures, backend.endpoint)
         self.requests = 0
+        self.reread = 0
+        """steps completed from a stored answer, read again (no request)"""
         self._count_lock = threading.Lock()
         self._ids = itertools.count(1)
 
@@ -120,6 +131,20 @@ class StepExecutor:
             return None
         return None  # not reached: the loop returns or raises
 
+    def reuse(self, job: StepJob, answers: Sequence[StoredAnswer]) -> Completed | None:
+        """Complete the step from an answer stored for the same request, read with today's
+        parser (no request is sent); None when none of `answers` reads."""
+        if not answers:
+            return None
+        sent = answers[0].request
+        ctx = replace(job.ctx, sent_size=(sent.sent_width, sent.sent_height))
+        found = reread(job.step, ctx, answers)
+        if found is None or not isinstance(found.result, Answer):
+            return None
+        with self._count_lock:
+            self.reread += 1
+        return self._complete(job, found.result.output, found.answer.request.request_id, None)
+
     def _attempt(self, job: StepJob, request: VLMRequest, number: int,
                  tries: _Tries) -> Completed | Failed:
         if self.pacer is not None and not self.pacer.acquire(self.stop):
@@ -128,7 +153,7 @@ class StepExecutor:
         request_id = f"{self.run_id[:16]}-{next(self._ids)}"  # unique: run ids are uuid4
         self.writer.put(RequestSent(
             run_id=self.run_id, request_id=request_id, image_id=job.image_id,
-            step=job.step.number, attempt=number, fingerprint=job.fingerprint,
+            step=job.step.number, attempt=number, fingerprint=job.asked,
             backend=self.backend.name, model=str(self.parameters.get("model", "")),
             parameters=self.parameters, prompt=request.prompt, image_sha256=job.image.sha256,
             sent_width=job.image.sent_size[0], sent_height=job.image.sent_size[1],

@@ -82,12 +82,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class Ask:
-    """Ask the model: no completion under this fingerprint (or the run forces reprocessing)."""
+    """Ask the model: no completion under this fingerprint (or the run forces reprocessing).
+    An answer already stored for the same request is re-read first (`request_fingerprint`)."""
 
     step: Step
     fingerprint: str
+    """the completion's: the request's, and the version of the parser that reads the answer"""
     upstream: dict[str, str]
     """upstream step -> the output hash this answer will build on"""
+    request_fingerprint: str = ""
+    """what is asked (`fingerprint` of the request); empty: the same as `fingerprint`"""
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,15 @@ def fingerprint(settings: Settings, facts: ImageFacts, step: Step,
         "model": dict(settings.model),
         "upstream": dict(upstream),
     })
+
+
+def completion_fingerprint(request_fingerprint: str, parser_version: int) -> str:
+    """The fingerprint of a completion: what was asked (`fingerprint`), and the version of the
+    parser that read the answer. Parser version 1 adds nothing, so the fingerprints of every
+    ledger written before parsers had versions stay what they were."""
+    if parser_version == 1:
+        return request_fingerprint
+    return content_hash({"request": request_fingerprint, "parser": parser_version})
 
 
 def seed_extra(item: ImageInput) -> dict[str, Any]:
@@ -209,11 +222,12 @@ def decide(facts: ImageFacts, progress: Progress, settings: Settings,
                 continue
             decided.add(step.number)
             upstream = {n: resolved[n].output_hash for n in step.needs}
-            key = fingerprint(settings, facts, step, upstream)
+            asked = fingerprint(settings, facts, step, upstream)
+            key = completion_fingerprint(asked, step.parser_version)
             hit = None if settings.force else projections.completions.get(
                 (image_id, step.number, key))
             if hit is None:
-                decisions.append(Ask(step, key, upstream))
+                decisions.append(Ask(step, key, upstream, asked))
                 continue
             row = projections.current.get((image_id, step.number))
             reused = Resolved(hit[1], hit[0])

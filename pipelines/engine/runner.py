@@ -14,11 +14,8 @@ import functools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from auto_label.backends.base import Backend, PreparedImage
-from auto_label.backends.prices import Price
 from auto_label.errors import RunAborted
 from auto_label.ledger import queries
 from auto_label.ledger.events import (
@@ -28,13 +25,13 @@ from auto_label.ledger.events import (
     StepFailed,
     StepSelected,
 )
-from auto_label.pipelines.config import WorkflowConfig
 from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
 from auto_label.pipelines.engine import planning
 from auto_label.pipelines.engine.alarm import ConventionAlarm
 from auto_label.pipelines.engine.endpoint import preflight
 from auto_label.pipelines.engine.execute import Completed, Failed, Pacer, StepExecutor, StepJob
 from auto_label.pipelines.engine.image_cache import ImageCache
+from auto_label.pipelines.engine.options import RunOptions
 from auto_label.pipelines.engine.planning import (
     Ask,
     Decision,
@@ -48,6 +45,7 @@ from auto_label.pipelines.engine.planning import (
 )
 from auto_label.pipelines.engine.pool import Task, WorkerPool
 from auto_label.pipelines.engine.progress import NullProgress, ProgressSink, RunSummary
+from auto_label.pipelines.engine.rereading import stored_answers
 from auto_label.pipelines.engine.seeding import ImageProblem, seed_image
 from auto_label.pipelines.engine.session import RunSession, RunStatus
 from auto_label.pipelines.engine.tracker import MAX_NOTES, Tracker
@@ -64,24 +62,6 @@ class _Image:
     """the upright frame its boxes are stored in"""
     sha256: str = ""
     progress: Progress = field(default_factory=Progress)
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What a run needs besides the pipeline and the backend."""
-
-    results_dir: Path
-    workflow: WorkflowConfig
-    data: Any
-    """the pipeline's data config"""
-    spec: dict[str, Any]
-    """the whole spec, keys masked, for run_started"""
-    ingest: IngestSettings = field(default_factory=IngestSettings)
-    retry_failed: bool = False
-    price: Price | None = None
-    """what the model's tokens cost (None: unknown, costs are not shown)"""
-    max_cost: float | None = None
-    """USD: no request starts once the run's cost would pass it (`workflow.max_cost`)"""
 
 
 def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
@@ -345,8 +325,11 @@ class _Run:
             self._fail(image, step, ask.fingerprint, problem.kind, str(problem))
             return
         job = StepJob(item.image_id, step, ask.fingerprint, ask.upstream,
-                      self._step_input(image, step, prepared), prepared)
-        result = self.executor.execute(job)
+                      self._step_input(image, step, prepared), prepared,
+                      request_fingerprint=ask.request_fingerprint)
+        stored = [] if self.settings.force else stored_answers(
+            self.session.ledger, item.image_id, step.number, job.asked)
+        result = self.executor.reuse(job, stored) or self.executor.execute(job)
         if isinstance(result, Completed):
             with self._lock:
                 image.progress = planning.completed(

@@ -1,0 +1,47 @@
+"""Read queries for audit and replay: the answers stored for a request, and an image's events.
+
+Functions of a connection returning rows (event bodies as JSON text); `Ledger` parses them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+PARSE_KINDS = ("unparseable", "truncated", "no_answer")
+"""Attempt failures that are a reading of the answer (today's parser may read it otherwise);
+any other failed attempt with a response (a blocked answer) is never re-read as an answer."""
+
+_BODY = "IIF(json_valid({0}.body), {0}.body, NULL)"
+
+
+def stored_answers(conn: sqlite3.Connection, image_id: str, step: str,
+                   request_fingerprint: str) -> list[tuple[int, str, int, str]]:
+    """(request seq, request_sent body, response seq, response_received body) of every answer
+    stored for this request of this image and step, newest first; answers whose attempt failed
+    for another reason than their reading (a blocked answer) are left out."""
+    q, r, f = _BODY.format("q"), _BODY.format("r"), _BODY.format("f")
+    return [(int(a), str(request), int(b), str(response))
+            for a, request, b, response in conn.execute(
+        f"SELECT q.seq, q.body, r.seq, r.body FROM events q JOIN events r "
+        f"  ON r.image_id = q.image_id AND r.type = 'response_received' "
+        f"  AND json_extract({r}, '$.request_id') = json_extract({q}, '$.request_id') "
+        f"WHERE q.image_id = ? AND q.step = ? AND q.type = 'request_sent' "
+        f"  AND json_extract({q}, '$.fingerprint') = ? "
+        f"  AND NOT EXISTS (SELECT 1 FROM events f WHERE f.image_id = q.image_id "
+        f"    AND f.type = 'attempt_failed' "
+        f"    AND json_extract({f}, '$.request_id') = json_extract({q}, '$.request_id') "
+        f"    AND json_extract({f}, '$.kind') NOT IN ({','.join('?' * len(PARSE_KINDS))})) "
+        f"ORDER BY r.seq DESC",
+        (image_id, step, request_fingerprint, *PARSE_KINDS))]
+
+
+def image_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every image the ledger has an event of, in id order."""
+    return [str(row[0]) for row in conn.execute(
+        "SELECT DISTINCT image_id FROM events WHERE image_id IS NOT NULL ORDER BY image_id")]
+
+
+def run_numbers(conn: sqlite3.Connection) -> dict[str, int]:
+    """run_id -> its number (1 for the first run of the ledger)."""
+    return {str(run_id): int(number)
+            for run_id, number in conn.execute("SELECT run_id, number FROM runs")}
