@@ -44,11 +44,13 @@ class _Event(BaseModel, Versioned):
 
 
 class RunStarted(_Event):
-    class_version = 2
+    class_version = 3
     type: Literal["run_started"] = "run_started"
-    purpose: Literal["generate", "probe"] = Field(
-        default="generate", description="a dataset run, or `auto_label probe` measuring the "
-                                        "endpoint's box convention (its requests name no image)")
+    purpose: Literal["generate", "probe", "replay"] = Field(
+        default="generate", description="a dataset run, `auto_label probe` measuring the "
+                                        "endpoint's box convention (its requests name no image), "
+                                        "or `auto_label replay` reading stored answers again "
+                                        "(it sends no request)")
     pipeline: str
     steps: list[str]
     spec: dict[str, Any] = Field(description="the spec, API keys masked")
@@ -66,6 +68,11 @@ class RunStarted(_Event):
     def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
         """v2 says what the run was for; every v1 run generated."""
         return {**raw, "v": 2, "purpose": "generate"}
+
+    @staticmethod
+    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
+        """v3 adds the purpose `replay`; v2's purposes read the same."""
+        return {**raw, "v": 3}
 
 
 class RunWarning(_Event):

@@ -48,7 +48,7 @@ class RunSession:
     @classmethod
     def start(cls, results_dir: Path, *, pipeline: str, steps: list[str], spec: dict[str, Any],
               backend: str, model: str, force: bool, on_commit: OnCommit | None = None,
-              purpose: Literal["generate", "probe"] = "generate") -> RunSession:
+              purpose: Literal["generate", "probe", "replay"] = "generate") -> RunSession:
         """Lock `results_dir`, open its ledger and record run_started. Raises LedgerError when the
         results_dir is unusable, locked by another run, or holds another pipeline's ledger."""
         make_results_dir(results_dir)
