@@ -1,69 +1,384 @@
-"""What a results directory's ledger holds: runs, images, per-step outcomes, failures, tokens.
+"""What a results directory's ledger holds, against the input it was made from: how far the runs
+got per step, which images failed and why, whether a run is live, what each run spent.
 
-`auto_label status RESULTS_DIR` prints this; `--check` adds the integrity check of
-`auto_label.ledger.check`.
+`auto_label status RESULTS_DIR` prints this (`--json`: `LedgerStatus.to_json()`); `--check` adds
+the integrity check of `auto_label.ledger.check`. Reading never writes to the ledger beyond
+bringing its schema up to date, and never takes the run lock (`lock.lock_holder` peeks at it).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import sqlite3
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from auto_label.ledger import queries
+from pydantic import ValidationError
+
+from auto_label.backends.prices import price_from_spec, thinking_in_completion, usage_cost
+from auto_label.errors import AutoLabelError
+from auto_label.ledger import queries, status_queries
 from auto_label.ledger.check import check_ledger
-from auto_label.ledger.events import RunStarted
+from auto_label.ledger.events import RunStarted, parse_event
+from auto_label.ledger.lock import lock_holder
 from auto_label.ledger.store import Ledger
+from auto_label.pipelines.contract import Pipeline
+from auto_label.pipelines.registry import get_pipeline
+
+RUNNING = "running"
+KILLED = "killed (or crashed)"
+
+
+@dataclass(frozen=True)
+class InputSize:
+    """The input the latest generate run's spec names, read again now."""
+
+    images: int | None
+    """images it lists (None: it cannot be read now; `problem` says why)"""
+    seeded: int | None
+    """of them, images the ledger has seeded"""
+    skipped: int = 0
+    """problems the reader skipped (an image without labels, a malformed row...)"""
+    problem: str | None = None
+    """why the input cannot be read now (one line), else None"""
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """One step of the pipeline: how many images have got how far."""
+
+    number: str
+    name: str
+    """as `generate` names it, e.g. step0_expression_extraction"""
+    selected: bool
+    """among the steps of the latest generate run"""
+    done: int
+    """images whose record holds a completion of this step"""
+    nothing_found: int
+    """of `done`, the completions that found nothing (an explicit empty answer)"""
+    failed: int
+    """images whose latest attempt at this step failed"""
+    pending: int | None
+    """images of the input with neither a completion nor a failure of this step (None: the
+    input cannot be read)"""
+
+
+@dataclass(frozen=True)
+class FailedImage:
+    """An image whose latest attempt at a step failed."""
+
+    image_id: str
+    step: str
+    step_name: str
+    kind: str
+    """e.g. image_missing, unparseable, truncated, blocked"""
+    reason: str
+    """the failure's message, one line"""
+    at: float
+    """unix time of the failure"""
+    source: str | None
+    """where the input listed the image (`input.jsonl:12`), when known"""
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """The run holding the results_dir's lock now."""
+
+    pid: int | None
+    host: str | None
+    since: float | None
+    """unix time it took the lock"""
+    last_progress: float | None
+    """unix time of the ledger's newest event"""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """One run, with what it spent and added."""
+
+    number: int
+    run_id: str
+    purpose: str
+    """generate, or probe"""
+    model: str | None
+    started_at: float
+    finished_at: float | None
+    duration_s: float
+    """to its end; for a live run to now, for a killed one to its last event"""
+    status: str
+    """completed, interrupted, aborted, running, or killed (or crashed)"""
+    requests: int
+    tokens: dict[str, int]
+    """prompt, answer, thinking"""
+    cost_usd: float | None
+    """at the price the run used (its spec's `vlm.<backend>.price`, else the table's for its
+    model: `backends.prices`); None when no price is known"""
+    new_images: int
+    """images first seeded by this run"""
+    failed_images: int
+    """images with a step that failed in this run"""
 
 
 @dataclass
 class LedgerStatus:
+    """What `auto_label status` reports. `to_json()` gives it as one JSON object, whose keys are
+    stable for scripts (times are unix seconds, costs US dollars, null where unknown):
+
+    - `ledger` (path), `pipeline` (of the latest generate run, or null), `state`: the latest
+      run as one phrase (`completed`, `completed with N failed`, `interrupted`, `aborted`,
+      `running`, `killed (or crashed)`), null before any run;
+    - `input`: {`images`, `seeded`, `skipped`, `problem`} (see `InputSize`); `images_seeded`;
+    - `steps`: [{`number`, `name`, `selected`, `done`, `nothing_found`, `failed`, `pending`}]
+      in the pipeline's order (see `StepStatus`);
+    - `live`: {`pid`, `host`, `since`, `last_progress`} while a run holds the lock, else null;
+    - `failed`: [{`image_id`, `step`, `step_name`, `kind`, `reason`, `at`, `source`}];
+      `failures_by_kind`: {kind: images};
+    - `runs`: [{`number`, `run_id`, `purpose`, `model`, `started_at`, `finished_at`,
+      `duration_s`, `status`, `requests`, `tokens`: {`prompt`, `answer`, `thinking`},
+      `cost_usd`, `new_images`, `failed_images`}] oldest first (see `RunReport`);
+    - `requests`, `attempt_failures` ({kind: failed attempts, retried or not}), `tokens`,
+      `cost_usd` (all runs; null if a run that spent tokens has no known price);
+    - `warnings` (what runs warned about), `problems` (with `--check`: the integrity
+      problems found, [] when sound; else null).
+    """
+
     path: Path
     pipeline: str | None
-    runs: int
     last_run: str | None
-    """status of the latest run: completed, interrupted, aborted, or running/killed (unfinished)"""
+    """the latest run's state, as `state` above"""
     images: int
-    completed: dict[str, int] = field(default_factory=dict)
-    """step -> images with a current completion"""
-    nothing_found: dict[str, int] = field(default_factory=dict)
-    """step -> images whose current completion is "nothing there" (part of completed)"""
-    failed: dict[str, int] = field(default_factory=dict)
-    """step -> images whose latest outcome is a failure"""
+    """images seeded"""
+    input: InputSize = field(default_factory=lambda: InputSize(None, None))
+    steps: list[StepStatus] = field(default_factory=list)
+    live: LiveRun | None = None
+    history: list[RunReport] = field(default_factory=list)
+    failed_images: list[FailedImage] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+    """failure kind -> (image, step) pairs whose latest attempt failed so"""
     requests: int = 0
     attempt_failures: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
     warnings: list[str] = field(default_factory=list)
     """what runs warned about, "run N: ..." (a default or a suspect box convention)"""
     problems: list[str] | None = None
     """with check=True: the integrity problems found (empty: sound)"""
 
+    @property
+    def runs(self) -> int:
+        return len(self.history)
+
+    @property
+    def completed(self) -> dict[str, int]:
+        """step -> images with a current completion (steps with none left out)."""
+        return {s.number: s.done for s in self.steps if s.done}
+
+    @property
+    def nothing_found(self) -> dict[str, int]:
+        """step -> images whose current completion found nothing (part of completed)."""
+        return {s.number: s.nothing_found for s in self.steps if s.nothing_found}
+
+    @property
+    def failed(self) -> dict[str, int]:
+        """step -> images whose latest attempt failed (steps with none left out)."""
+        return {s.number: s.failed for s in self.steps if s.failed}
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON-able values (the keys of the class docstring)."""
+        return {
+            "ledger": str(self.path), "pipeline": self.pipeline, "state": self.last_run,
+            "input": _fields(self.input), "images_seeded": self.images,
+            "steps": [_fields(s) for s in self.steps],
+            "live": _fields(self.live) if self.live is not None else None,
+            "failed": [_fields(f) for f in self.failed_images],
+            "failures_by_kind": dict(self.failures.most_common()),
+            "runs": [_fields(r) for r in self.history],
+            "requests": self.requests, "attempt_failures": dict(self.attempt_failures),
+            "tokens": dict(self.tokens), "cost_usd": self.cost_usd,
+            "warnings": list(self.warnings), "problems": self.problems,
+        }
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
+
 
 def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStatus:
-    """What the ledger of `results_dir` holds; with `check`, its integrity problems too.
-    Raises LedgerError when there is no ledger there."""
+    """What the ledger of `results_dir` holds, against the input its latest generate run names
+    (read again now: when it cannot be read, `input.problem` says why in one line and the rest
+    is reported without it); with `check`, its integrity problems too.
+
+    Raises LedgerError when there is no ledger there (or it is not ours, or newer).
+    """
+    results_dir = Path(results_dir)
     with Ledger.open(results_dir, create=False) as ledger:
+        holder = lock_holder(results_dir)
         conn = ledger.connection()
-        started = ledger.latest("run_started")
-        runs = queries.runs(conn)
-        status = LedgerStatus(
-            path=ledger.path,
-            pipeline=started.pipeline if isinstance(started, RunStarted) else None,
-            runs=len(runs), last_run=(runs[-1].status or "running or killed") if runs else None,
-            images=queries.image_count(conn),
-            completed=queries.completed_per_step(conn),
-            nothing_found=queries.nothing_found_per_step(conn),
-        )
-        for (_, step), outcome in queries.latest_outcomes(conn).items():
-            if outcome.failed:
-                status.failed[step] = status.failed.get(step, 0) + 1
-                status.failures[outcome.kind or "unknown"] += 1
+        started = _latest_generate(ledger)
+        pipeline = _pipeline(started)
+        input_ids, size = _read_input(started, pipeline)
+        seeded = status_queries.seeded_ids(conn)
+        if input_ids is not None:
+            size = InputSize(len(input_ids), len(input_ids & seeded), size.skipped)
+        outcomes = status_queries.latest_outcomes(conn)
+        status = LedgerStatus(path=ledger.path, pipeline=started.pipeline if started else None,
+                              last_run=None, images=len(seeded), input=size)
+        status.steps = _steps(pipeline, started, outcomes, status_queries.current_per_step(conn),
+                              queries.nothing_found_per_step(conn), input_ids)
+        status.failed_images = _failed(conn, pipeline, outcomes)
+        status.failures = Counter(f.kind for f in status.failed_images)
+        if holder is not None:
+            status.live = LiveRun(holder.pid, holder.host, holder.since,
+                                  status_queries.newest_event_at(conn))
+        status.history = _runs(status_queries.run_facts(conn), live=holder is not None)
+        status.last_run = _state(status.history, live=holder is not None)
         status.requests = ledger.count("request_sent")
         status.attempt_failures = queries.attempt_failures(conn)
         status.tokens = queries.token_totals(conn)
+        spent = [r for r in status.history if r.requests or any(r.tokens.values())]
+        status.cost_usd = (None if any(r.cost_usd is None for r in spent)
+                           else sum(r.cost_usd or 0.0 for r in spent))
         status.warnings = [f"run {number}: {message}"
                            for number, _, message in queries.run_warnings(conn)]
         if check:
             status.problems = check_ledger(ledger)
     return status
+
+
+def _latest_generate(ledger: Ledger) -> RunStarted | None:
+    row = status_queries.latest_generate_run(ledger.connection())
+    if row is None:
+        return None
+    try:
+        event = parse_event(json.loads(row[1]))
+    except (ValueError, ValidationError):
+        return None  # a damaged run_started: `status --check` names it
+    return event if isinstance(event, RunStarted) else None
+
+
+def _pipeline(started: RunStarted | None) -> Pipeline | None:
+    if started is None:
+        return None
+    try:
+        return get_pipeline(started.pipeline)
+    except AutoLabelError:
+        return None
+
+
+def _read_input(started: RunStarted | None,
+                pipeline: Pipeline | None) -> tuple[set[str] | None, InputSize]:
+    """The image ids of the input the run's spec names, read again now, or why not."""
+    if started is None:
+        return None, InputSize(None, None, problem="no generate run has been recorded yet")
+    if pipeline is None:
+        return None, InputSize(None, None, problem=f"unknown pipeline {started.pipeline!r}")
+    block = started.spec.get(pipeline.name)
+    try:
+        data = pipeline.data.model_validate((block or {}).get("data") or {})
+        inputs = pipeline.read_inputs(data)
+    except ValidationError as exc:
+        error = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(p) for p in error["loc"])
+        problem = f"the run's {pipeline.name}.data no longer validates ({where}: {error['msg']})"
+        return None, InputSize(None, None, problem=problem)
+    except (AutoLabelError, OSError, ValueError) as exc:
+        line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        return None, InputSize(None, None, problem=line)
+    return {item.image_id for item in inputs.items}, InputSize(None, None, len(inputs.warnings))
+
+
+def _step_names(pipeline: Pipeline | None) -> dict[str, str]:
+    return {s.number: s.name for s in pipeline.steps} if pipeline is not None else {}
+
+
+def _steps(pipeline: Pipeline | None, started: RunStarted | None,
+           outcomes: list[status_queries.LatestOutcome], current: dict[str, set[str]],
+           nothing_found: dict[str, int], input_ids: set[str] | None) -> list[StepStatus]:
+    names = _step_names(pipeline)
+    failed: dict[str, set[str]] = {}
+    for outcome in outcomes:
+        if outcome.failed:
+            failed.setdefault(outcome.step, set()).add(outcome.image_id)
+    numbers = list(names) + sorted((set(current) | set(failed)) - set(names))
+    selected = set(started.steps) if started is not None else set()
+    steps = []
+    for number in numbers:
+        done, bad = current.get(number, set()), failed.get(number, set())
+        steps.append(StepStatus(
+            number=number, name=names.get(number, number), selected=number in selected,
+            done=len(done), nothing_found=nothing_found.get(number, 0), failed=len(bad),
+            pending=len(input_ids - done - bad) if input_ids is not None else None))
+    return steps
+
+
+def _reason(outcome: status_queries.LatestOutcome) -> str:
+    """The failure's message on one line, without the `<image> step N (<name>): ` the engine
+    puts in front (the listing shows both)."""
+    lines = (outcome.message or "").strip().splitlines()
+    line = lines[0] if lines else ""
+    prefix = re.match(rf"{re.escape(outcome.image_id)} step {re.escape(outcome.step)} "
+                      r"\([^)]*\): ", line)
+    return line[prefix.end():] if prefix else line
+
+
+def _failed(conn: sqlite3.Connection, pipeline: Pipeline | None,
+            outcomes: list[status_queries.LatestOutcome]) -> list[FailedImage]:
+    names = _step_names(pipeline)
+    failures = [o for o in outcomes if o.failed]
+    where = status_queries.sources(conn, {o.image_id for o in failures})
+    return [FailedImage(o.image_id, o.step, names.get(o.step, o.step), o.kind or "unknown",
+                        _reason(o), o.at, where.get(o.image_id)) for o in failures]
+
+
+def _runs(facts: list[status_queries.RunFacts], *, live: bool) -> list[RunReport]:
+    now = time.time()
+    reports = []
+    for index, run in enumerate(facts):
+        is_live = live and run.status is None and index == len(facts) - 1
+        status = run.status or (RUNNING if is_live else KILLED)
+        end = run.finished_at if run.finished_at is not None else (
+            now if is_live else run.last_event_at)
+        tokens = {"prompt": run.prompt_tokens, "answer": run.answer_tokens,
+                  "thinking": run.thinking_tokens}
+        reports.append(RunReport(
+            number=run.number, run_id=run.run_id, purpose=run.purpose, model=run.model,
+            started_at=run.started_at, finished_at=run.finished_at,
+            duration_s=max(0.0, end - run.started_at), status=status, requests=run.requests,
+            tokens=tokens, cost_usd=_cost(run), new_images=run.new_images,
+            failed_images=run.failed_images))
+    return reports
+
+
+def _cost(run: status_queries.RunFacts) -> float | None:
+    """US dollars of the run's tokens at the price it ran at (its spec's `vlm.<backend>.price`,
+    else the table's for its model: `prices.price_from_spec`); 0 for a run that spent none,
+    None when no price is known."""
+    if not (run.prompt_tokens or run.answer_tokens or run.thinking_tokens):
+        return 0.0
+    try:
+        spec = json.loads(run.spec) if run.spec else {}
+    except ValueError:
+        spec = {}
+    price = price_from_spec(spec if isinstance(spec, dict) else {}, run.backend or "",
+                            run.model or "")
+    if price is None:
+        return None
+    return usage_cost(price, run.prompt_tokens, run.answer_tokens, run.thinking_tokens,
+                      completion_includes_thinking=thinking_in_completion(run.backend or ""))
+
+
+def _state(history: list[RunReport], *, live: bool) -> str | None:
+    """The latest run as one phrase; `running` whenever the lock is held (a run that is just
+    starting has not recorded itself yet)."""
+    if live:
+        return RUNNING
+    if not history:
+        return None
+    last = history[-1]
+    if last.status == "completed" and last.failed_images:
+        return f"completed with {last.failed_images} failed"
+    return last.status

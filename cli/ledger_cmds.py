@@ -36,15 +36,26 @@ def status(
     check: Annotated[bool, typer.Option(
         "--check", help="Also run SQLite's integrity check and the ledger's invariants "
                         "(exit 1 if anything is wrong).")] = False,
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="List every image whose latest attempt at a step failed, with the "
+                         "step, the kind and the reason.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as one JSON object, failed images included (keys: "
+                       "see auto_label.status.LedgerStatus).")] = False,
 ) -> None:
-    """What the ledger holds: runs, images, per-step outcomes, failures, tokens."""
-    from auto_label.cli.summary import print_status
+    """How far the runs got against the input, per step; failures; a live run; what runs spent."""
+    import json
+
+    from auto_label.cli.status_view import print_status
     from auto_label.status import ledger_status
 
     try:
         report = ledger_status(results_dir, check=check)
     except AutoLabelError as error:
         raise fail(error) from None
-    print_status(out, report)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print_status(out, report, list_failed=failed)
     if report.problems:
         raise typer.Exit(1)

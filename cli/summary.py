@@ -11,7 +11,6 @@ from rich.table import Table
 
 from auto_label.api import OUTCOMES, RunSummary
 from auto_label.probing import ProbeReport
-from auto_label.status import LedgerStatus
 
 
 def print_summary(console: Console, summary: RunSummary) -> None:
@@ -50,39 +49,6 @@ def print_outputs(console: Console, outputs: list[Path], records: int) -> None:
             console.print(f"wrote legacy files in {path}", highlight=False, markup=False)
         else:
             console.print(f"wrote {path} ({records} records)", highlight=False, markup=False)
-
-
-def print_status(console: Console, report: LedgerStatus) -> None:
-    console.print(f"{report.path}: {report.pipeline or 'no run yet'}, {report.runs} run(s), "
-                  f"last {report.last_run or '-'}", markup=False)
-    console.print(f"images seeded: {report.images}")
-    for warning in report.warnings:
-        console.print(f"[bold yellow]WARNING[/] {escape(warning)}")
-    table = Table(title_justify="left")
-    table.add_column("step")
-    table.add_column("completed", justify="right")
-    table.add_column("of them nothing found", justify="right")
-    table.add_column("failed (latest attempt)", justify="right")
-    for step in sorted(set(report.completed) | set(report.failed)):
-        table.add_row(step, str(report.completed.get(step, 0)),
-                      str(report.nothing_found.get(step, 0)), str(report.failed.get(step, 0)))
-    console.print(table)
-    if report.failures:
-        console.print("failures by kind: " + ", ".join(
-            f"{kind} {n}" for kind, n in report.failures.most_common()))
-    retried = ", ".join(f"{k} {n}" for k, n in report.attempt_failures.most_common())
-    console.print(f"requests sent: {report.requests}" + (f" (failed attempts: {retried})"
-                                                          if retried else ""))
-    tokens = report.tokens
-    console.print(f"tokens: {tokens['prompt']} prompt, {tokens['answer']} answer, "
-                  f"{tokens['thinking']} thinking")
-    if report.problems is not None:
-        if report.problems:
-            console.print(f"[red]{len(report.problems)} problem(s) found:[/]")
-            for problem in report.problems:
-                console.print(f"  - {problem}", markup=False)
-        else:
-            console.print("check: the ledger is sound (integrity_check ok, invariants hold)")
 
 
 def print_probe(console: Console, report: ProbeReport) -> None:

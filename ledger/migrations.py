@@ -7,7 +7,8 @@ the tool does not know was written by a newer tool, and is refused rather than m
 that `projections.append_batch` maintains in the same transaction as the events they follow from;
 the unique key of `completions` is what makes a duplicate completion impossible rather than
 unlikely. From m002 on, statements run one by one (`executescript` commits the transaction that
-sqlite-utils wraps a migration in).
+sqlite-utils wraps a migration in). From m004 on, views show the events to people (`requests`,
+`responses`, `step_completions`, `failures`, `records`): read-only, never used by the tool.
 """
 
 from __future__ import annotations
@@ -103,6 +104,99 @@ def m003_image_frames(db: Database) -> None:
     NULL for 0.1.0 seeds: they are seeded again by the next run (their bytes hash the same)."""
     db.execute("ALTER TABLE images ADD COLUMN image_key TEXT")
     db.execute("ALTER TABLE images ADD COLUMN ingest TEXT")
+
+
+STEP_NAMES: tuple[tuple[str, str, str], ...] = (
+    ("image_grounding", "0", "step0_expression_extraction"),
+    ("image_grounding", "1", "step1_grounding"),
+    ("image_referring_expression", "0", "step0_region_expr"),
+    ("image_referring_expression", "1", "step1_image_caption"),
+    ("image_referring_expression", "2", "step2_grounding_expr"),
+    ("image_referring_expression", "3", "step3_double_check"),
+)
+"""(pipeline, step, name) as the pipelines name their steps (a test pins them to the registry);
+a step added later gets its name in the views through a migration that recreates `step_names`."""
+
+_JSON = "IIF(json_valid(body), body, NULL)"
+_COMMON = (
+    "e.seq AS seq, strftime('%Y-%m-%dT%H:%M:%fZ', e.at, 'unixepoch') AS time, "
+    "run.number AS run, e.image_id AS image_id, e.step AS step, "
+    "COALESCE(n.name, e.step) AS step_name"
+)
+
+
+def _event_view(name: str, types: tuple[str, ...], columns: dict[str, str]) -> str:
+    """A view of the events of `types`, one row each: seq, time (ISO 8601, UTC), run (number),
+    image_id, step, step_name, then `columns` (alias -> expression over the body `j`)."""
+    listed = ", ".join(f"'{t}'" for t in types)
+    extra = ", ".join(f"{expression} AS {alias}" for alias, expression in columns.items())
+    return (
+        f"CREATE VIEW {name} AS "
+        "WITH run AS (SELECT r.run_id, r.number, "
+        f"  json_extract(IIF(json_valid(s.body), s.body, NULL), '$.pipeline') AS pipeline "
+        "  FROM runs r LEFT JOIN events s ON s.type = 'run_started' AND s.run_id = r.run_id), "
+        f"e AS (SELECT seq, type, run_id, image_id, step, at, {_JSON} AS j FROM events "
+        f"  WHERE type IN ({listed})) "
+        f"SELECT {_COMMON}, {extra} FROM e "
+        "LEFT JOIN run ON run.run_id = e.run_id "
+        "LEFT JOIN step_names n ON n.pipeline = run.pipeline AND n.step = e.step"
+    )
+
+
+def _field(path: str) -> str:
+    return f"json_extract(e.j, '$.{path}')"
+
+
+@MIGRATIONS()
+def m004_views(db: Database) -> None:
+    """Views for people (sqlite3, sqlite-utils, Datasette): the events as rows with readable
+    columns, times as ISO 8601 text (UTC), steps by name. Views only: nothing is stored, so
+    they read 0.1.0 events as well (fields a version did not write are NULL); a damaged body
+    reads as NULLs."""
+    names = ", ".join(f"('{p}', '{s}', '{n}')" for p, s, n in STEP_NAMES)
+    db.execute(f"CREATE VIEW step_names (pipeline, step, name) AS VALUES {names}")
+    db.execute(_event_view("requests", ("request_sent",), {
+        "attempt": _field("attempt"), "request_id": _field("request_id"),
+        "backend": _field("backend"), "model": _field("model"), "prompt": _field("prompt"),
+        "parameters": _field("parameters"), "fingerprint": _field("fingerprint"),
+        "image_sha256": _field("image_sha256"), "sent_width": _field("sent_width"),
+        "sent_height": _field("sent_height")}))
+    db.execute(_event_view("responses", ("response_received",), {
+        "attempt": _field("attempt"), "request_id": _field("request_id"),
+        "text": _field("text"), "finish_reason": _field("finish_reason"),
+        "prompt_tokens": _field("usage.prompt_tokens"),
+        "answer_tokens": _field("usage.completion_tokens"),
+        "thinking_tokens": _field("usage.thinking_tokens"), "latency_s": _field("latency_s"),
+        "model_version": _field("model_version"), "response_id": _field("response_id"),
+        "answer_in": _field("answer_in"), "thinking": _field("thinking")}))
+    db.execute(_event_view("step_completions", ("step_completed",), {
+        "is_current": "EXISTS (SELECT 1 FROM current c WHERE c.image_id = e.image_id "
+                      "AND c.step = e.step AND c.seq = e.seq)",
+        "found": _field("found"), "output": _field("output"),
+        "output_version": _field("output_version"), "fingerprint": _field("fingerprint"),
+        "generation": _field("generation"), "upstream": _field("upstream"),
+        "request_id": _field("request_id"), "source": _field("source")}))
+    db.execute(_event_view("failures", ("step_failed", "attempt_failed"), {
+        "final": "e.type = 'step_failed'", "attempt": _field("attempt"),
+        "kind": _field("kind"), "message": _field("message"),
+        "status_code": _field("status_code"), "retry_after_s": _field("retry_after_s"),
+        "raw_text": _field("raw_text"), "request_id": _field("request_id")}))
+    db.execute(
+        "CREATE VIEW records AS "
+        "SELECT c.image_id AS image_id, c.step AS step, COALESCE(n.name, c.step) AS step_name, "
+        "i.path AS image_path, i.width AS width, i.height AS height, "
+        f"json_extract({_JSON.replace('body', 'e.body')}, '$.found') AS found, "
+        f"json_extract({_JSON.replace('body', 'e.body')}, '$.output') AS output, "
+        "c.fingerprint AS fingerprint, "
+        "strftime('%Y-%m-%dT%H:%M:%fZ', e.at, 'unixepoch') AS time, r.number AS run, "
+        "c.seq AS seq "
+        "FROM current c JOIN events e ON e.seq = c.seq "
+        "LEFT JOIN images i ON i.image_id = c.image_id "
+        "LEFT JOIN runs r ON r.run_id = e.run_id "
+        "LEFT JOIN events s ON s.type = 'run_started' AND s.run_id = e.run_id "
+        "LEFT JOIN step_names n ON n.step = c.step AND n.pipeline = "
+        f"json_extract({_JSON.replace('body', 's.body')}, '$.pipeline')"
+    )
 
 
 def known_migrations() -> list[str]:

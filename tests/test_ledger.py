@@ -55,7 +55,7 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
         names = [r[0] for r in ledger.connection().execute(
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
         assert names == known_migrations() == [
-            "m001_initial", "m002_runs_from_events", "m003_image_frames"]
+            "m001_initial", "m002_runs_from_events", "m003_image_frames", "m004_views"]
         assert ledger.count("image_seeded") == 1
 
 

@@ -28,7 +28,7 @@ def results(tmp_path, sim):
 def test_status_reports_outcomes_failures_requests_and_tokens(results):
     report = ledger_status(results, check=True)
     assert report.pipeline == "image_grounding" and report.runs == 1
-    assert report.last_run == "completed"
+    assert report.last_run == "completed with 1 failed"  # the missing image
     assert report.images == 2  # the missing image was never seeded
     assert report.completed == {"0": 2, "1": 2}
     assert report.failed == {"0": 1}

@@ -1,0 +1,166 @@
+"""The read-only SQL behind `auto_label status`: runs with what each one spent and added, the
+latest outcome of every (image, step) with its reason, where each image was listed.
+
+Functions of a connection returning plain rows, like `queries`; as there, a damaged event body
+reads as NULL (`_BODY`) rather than failing, so that `status` works on a ledger that
+`status --check` is about to report.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from auto_label.ledger.queries import OUTCOME_TYPES
+
+_BODY = "IIF(json_valid(body), body, NULL)"
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """One run (a run_started event) with what the ledger holds of it."""
+
+    run_id: str
+    number: int
+    started_at: float
+    finished_at: float | None
+    status: str | None
+    """completed, interrupted, aborted; None: no run_finished (live, killed or crashed)"""
+    purpose: str
+    """generate, or probe"""
+    backend: str | None
+    model: str | None
+    spec: str | None
+    """the spec the run recorded (JSON text, keys masked)"""
+    last_event_at: float
+    """unix time of the run's newest event"""
+    requests: int
+    prompt_tokens: int
+    answer_tokens: int
+    thinking_tokens: int
+    new_images: int
+    """images first seeded by this run"""
+    failed_images: int
+    """distinct images with a step_failed event in this run"""
+
+
+@dataclass(frozen=True)
+class LatestOutcome:
+    """The latest outcome of an (image, step): its event type; for a failure its kind, message
+    and time."""
+
+    image_id: str
+    step: str
+    type: str
+    kind: str | None
+    message: str | None
+    at: float
+
+    @property
+    def failed(self) -> bool:
+        return self.type == "step_failed"
+
+
+def _per_run(conn: sqlite3.Connection, sql: str) -> dict[str, tuple[object, ...]]:
+    return {str(row[0]): tuple(row[1:]) for row in conn.execute(sql)}
+
+
+def run_facts(conn: sqlite3.Connection) -> list[RunFacts]:
+    """Every run in start order, with its requests, tokens, new and failed images."""
+    e_body = _BODY.replace("body", "e.body")
+    started = conn.execute(
+        f"SELECT r.run_id, r.number, r.started_at, r.finished_at, r.status, "
+        f"json_extract({e_body}, '$.purpose'), json_extract({e_body}, '$.backend'), "
+        f"json_extract({e_body}, '$.model'), json_extract({e_body}, '$.spec') FROM runs r "
+        "LEFT JOIN events e ON e.type = 'run_started' AND e.run_id = r.run_id "
+        "ORDER BY r.number").fetchall()
+    last = _per_run(conn, "SELECT run_id, MAX(at) FROM events GROUP BY run_id")
+    requests = _per_run(conn, "SELECT run_id, COUNT(*) FROM events "
+                              "WHERE type = 'request_sent' GROUP BY run_id")
+    tokens = _per_run(conn, f"SELECT run_id, SUM(json_extract({_BODY}, '$.usage.prompt_tokens')), "
+                            f"SUM(json_extract({_BODY}, '$.usage.completion_tokens')), "
+                            f"SUM(json_extract({_BODY}, '$.usage.thinking_tokens')) FROM events "
+                            "WHERE type = 'response_received' GROUP BY run_id")
+    new = _per_run(conn, "SELECT e.run_id, COUNT(*) FROM events e JOIN ("
+                         "  SELECT MIN(seq) AS seq FROM events WHERE type = 'image_seeded' "
+                         "  GROUP BY image_id) f ON f.seq = e.seq GROUP BY e.run_id")
+    failed = _per_run(conn, "SELECT run_id, COUNT(DISTINCT image_id) FROM events "
+                            "WHERE type = 'step_failed' GROUP BY run_id")
+    facts = []
+    for run_id, number, started_at, finished_at, status, purpose, backend, model, spec in started:
+        prompt, answer, thinking = tokens.get(run_id, (0, 0, 0))
+        facts.append(RunFacts(
+            run_id=run_id, number=int(number), started_at=float(started_at),
+            finished_at=finished_at, status=status, purpose=str(purpose or "generate"),
+            backend=backend, model=model, spec=spec,
+            last_event_at=float(_number(last.get(run_id, (started_at,))[0])),
+            requests=int(_number(requests.get(run_id, (0,))[0])),
+            prompt_tokens=int(_number(prompt)), answer_tokens=int(_number(answer)),
+            thinking_tokens=int(_number(thinking)),
+            new_images=int(_number(new.get(run_id, (0,))[0])),
+            failed_images=int(_number(failed.get(run_id, (0,))[0]))))
+    return facts
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def latest_generate_run(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """(seq, body) of the newest run_started of a dataset run (`purpose` generate; 0.1.0's runs
+    have no purpose and all generated), or None."""
+    row = conn.execute(
+        f"SELECT seq, body FROM events WHERE type = 'run_started' AND "
+        f"COALESCE(json_extract({_BODY}, '$.purpose'), 'generate') = 'generate' "
+        "ORDER BY seq DESC LIMIT 1").fetchone()
+    return (int(row[0]), str(row[1])) if row is not None else None
+
+
+def latest_outcomes(conn: sqlite3.Connection) -> list[LatestOutcome]:
+    """The latest outcome of every (image, step) that has one (completed, selected again or
+    failed), in image and step order; a failure with its kind and message."""
+    rows = conn.execute(
+        f"SELECT image_id, step, type, json_extract({_BODY}, '$.kind'), "
+        f"json_extract({_BODY}, '$.message'), at FROM ("
+        "  SELECT image_id, step, type, body, at, ROW_NUMBER() OVER ("
+        "    PARTITION BY image_id, step ORDER BY seq DESC) AS newest"
+        f"  FROM events WHERE image_id IS NOT NULL AND type IN "
+        f"({','.join('?' * len(OUTCOME_TYPES))})"
+        ") WHERE newest = 1 ORDER BY image_id, step", OUTCOME_TYPES)
+    return [LatestOutcome(str(image_id), str(step), str(kind),
+                          failure_kind if kind == "step_failed" else None,
+                          message if kind == "step_failed" else None, float(at))
+            for image_id, step, kind, failure_kind, message, at in rows]
+
+
+def current_per_step(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    """step -> the images whose record holds a completion of it."""
+    found: dict[str, set[str]] = {}
+    for image_id, step in conn.execute("SELECT image_id, step FROM current"):
+        found.setdefault(str(step), set()).add(str(image_id))
+    return found
+
+
+def seeded_ids(conn: sqlite3.Connection) -> set[str]:
+    """The images the `images` projection holds."""
+    return {str(row[0]) for row in conn.execute("SELECT image_id FROM images")}
+
+
+def sources(conn: sqlite3.Connection, image_ids: set[str]) -> dict[str, str]:
+    """image_id -> where its latest seed (or rejection) says it was listed (`input.jsonl:12`),
+    for the images asked about that have one."""
+    if not image_ids:
+        return {}
+    found: dict[str, str] = {}
+    for image_id, source in conn.execute(
+            f"SELECT image_id, json_extract({_BODY}, '$.source') FROM events "
+            "WHERE type IN ('image_seeded', 'image_rejected') ORDER BY seq"):
+        if image_id in image_ids and isinstance(source, str) and source:
+            found[image_id] = source
+    return found
+
+
+def newest_event_at(conn: sqlite3.Connection) -> float | None:
+    """Unix time of the ledger's newest event (a live run's last progress)."""
+    row = conn.execute("SELECT at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    return float(row[0]) if row is not None else None
