@@ -2,16 +2,21 @@
 
 `spec_model()` builds the model: `results_dir`, `autolabel_type` (a registered pipeline) and one
 optional block per pipeline with `vlm` (one sub-block per registered backend), the pipeline's own
-`workflow` and `data`. Loading a YAML file and applying overrides is `auto_label.spec_loader`.
+`workflow` and `data`. Only the block `autolabel_type` names is validated and kept: the block of
+another pipeline may sit in the same file, complete or not, and is left out (its settings would be
+unused). Loading a YAML file and applying overrides is `auto_label.spec_loader`; `keys_at` lists
+the keys a block takes, for "did you mean" in its errors.
 """
 
 from __future__ import annotations
 
 import functools
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import create_model, model_validator
+from pydantic import BaseModel, create_model, model_validator
 
 from auto_label.backends.registry import vlm_config_model
 from auto_label.pipelines.config import ConfigBlock, PipelineBlock
@@ -24,6 +29,15 @@ class Spec(ConfigBlock):
 
     results_dir: Path
     autolabel_type: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _selected_block_only(cls, data: Any) -> Any:
+        """Drop the blocks of the pipelines `autolabel_type` does not select (never validated)."""
+        if not isinstance(data, dict) or data.get("autolabel_type") not in PIPELINES:
+            return data
+        return {key: value for key, value in data.items()
+                if key not in PIPELINES or key == data["autolabel_type"]}
 
     @model_validator(mode="after")
     def _block_present(self) -> Spec:
@@ -61,3 +75,22 @@ def spec_model() -> type[Spec]:
                              data=(pipeline.data, ...))
         fields[name] = (block | None, None)
     return create_model("Spec", __base__=Spec, **fields)
+
+
+def _models_of(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation admits (`Block | None` -> [Block])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models_of(arg)]
+    return []
+
+
+def keys_at(path: tuple[str, ...]) -> list[str]:
+    """The keys the block at dotted `path` takes (`()`: the top level; `("image_grounding",
+    "workflow")`: its workflow keys), in declaration order; [] when `path` is not a block."""
+    models: list[type[BaseModel]] = [spec_model()]
+    for part in path:
+        models = [m for model in models if part in model.model_fields
+                  for m in _models_of(model.model_fields[part].annotation)]
+    return list(dict.fromkeys(key for model in models for key in model.model_fields))

@@ -1,11 +1,17 @@
 """Load a spec from YAML plus `key.sub=value` overrides, with one-line errors that name the key.
 
 Every problem is a `SpecError` whose message is a single line naming the file and line (or the
-override) and the dotted key. Values are never echoed, so a mistyped API key cannot leak.
+override), the dotted key and what it expects, in plain words (an unknown key gets the closest
+known one: "did you mean"). Values are never echoed, so a mistyped API key cannot leak.
+
+Relative paths in a spec (`results_dir`, `data.input_jsonl`, `data.image_root`, `data.image_dir`,
+`data.kitti_label_dir`, ...) are kept as written and so resolve against the current directory of
+the process that runs it, not against the spec file's folder: the same as on the command line.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +21,8 @@ import yaml
 from pydantic import ValidationError
 
 from auto_label.errors import SpecError
-from auto_label.spec import Spec, spec_model
+from auto_label.pipelines.inputs import shown_path
+from auto_label.spec import Spec, keys_at, spec_model
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -44,7 +51,7 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SpecError(f"{path}: spec file not found") from None
+        raise SpecError(f"{shown_path(path)}: spec file not found") from None
     except IsADirectoryError:
         raise SpecError(f"{path}: is a directory, not a spec file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -106,14 +113,63 @@ def _dotted(loc: Iterable[Any]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+_PLAIN = {
+    "missing": "required key is missing",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number, not a fraction",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected text (a string)",
+    "path_type": "expected a path (a string)",
+    "list_type": "expected a list, e.g. [a, b]",
+    "dict_type": "expected a block of keys, not a single value",
+    "model_type": "expected a block of keys, not a single value",
+    "model_attributes_type": "expected a block of keys, not a single value",
+}
+"""pydantic's error types, in the words of a spec: what the key expects."""
+
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "greater_than": ("gt", "more than"),
+           "less_than_equal": ("le", "at most"), "less_than": ("lt", "less than")}
+
+
 def _describe(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
+    """What is wrong with the value of one key, as a spec's reader says it (no pydantic
+    wording, no class names, never the value itself)."""
+    kind = str(error["type"])
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    if kind in _PLAIN:
+        return _PLAIN[kind]
+    if kind in _BOUNDS:
+        name, words = _BOUNDS[kind]
+        return f"must be {words} {ctx.get(name)}"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"expected {ctx['expected']}"
     msg = str(error["msg"])
-    return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
+    for prefix, plain in (("Value error, ", ""), ("Input should be ", "should be "),
+                          ("Input is ", "is ")):
+        if msg.startswith(prefix):
+            return plain + msg[len(prefix):]
+    return msg
+
+
+def _unknown(loc: tuple[str, ...], selected: str | None) -> str:
+    """"unknown key", with the key that was most likely meant: a close spelling among the keys
+    of the same block, else the same key one block further down (`workflow.` left out)."""
+    parent, name = loc[:-1], loc[-1]
+    siblings = keys_at(parent)
+    close = difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key, did you mean {close[0]}?"
+    children = sorted(siblings, key=lambda key: key != selected)  # the selected block first
+    for child in children:
+        if name in keys_at((*parent, child)):
+            return f"unknown key, did you mean {child}.{name}?"
+    if siblings:
+        return f"unknown key (the keys here: {', '.join(siblings)})"
+    return "unknown key"
 
 
 def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> Spec:
@@ -131,7 +187,9 @@ def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> Spec:
     try:
         return spec_model().model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_first_error(exc, source, lines, from_override)) from None
+        selected = data.get("autolabel_type")
+        raise SpecError(_first_error(exc, source, lines, from_override,
+                                     selected if isinstance(selected, str) else None)) from None
 
 
 def _first_error(
@@ -139,17 +197,19 @@ def _first_error(
     source: Path | None,
     lines: dict[tuple[str, ...], int],
     from_override: dict[tuple[str, ...], str],
+    selected: str | None = None,
 ) -> str:
     errors = exc.errors(include_input=False, include_url=False)
     # An unknown key explains a "missing" one (a typo), so it is the one to show.
     error = min(errors, key=lambda e: e["type"] != "extra_forbidden")
-    loc = tuple(str(p) for p in error["loc"])
-    # Union members show up in the location (e.g. "ImageGroundingBlock"); drop them.
-    loc = tuple(p for p in loc if not p[:1].isupper())
+    loc = _key_path(error["loc"])
     key = _dotted(loc) or "(top level)"
-    problem = _describe(error)
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    problem = _unknown(loc, selected) if error["type"] == "extra_forbidden" and loc else (
+        _describe(error))
+    others = list(dict.fromkeys(_dotted(_key_path(e["loc"])) for e in errors if e is not error))
+    others = [k for k in others if k and k != key]
+    suffix = (f" (also wrong: {', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+              if others else "")
     for depth in range(len(loc), 0, -1):
         if loc[:depth] in from_override:
             return f"override {_show(from_override[loc[:depth]])!r}: {key}: {problem}{suffix}"
@@ -162,3 +222,8 @@ def _first_error(
             return f"{source}:{lines[loc[:depth]]}: {key}: {problem}{suffix}"
     where = f"{source}: " if source is not None else ""
     return f"{where}{key}: {problem}{suffix}"
+
+
+def _key_path(loc: Iterable[Any]) -> tuple[str, ...]:
+    """An error's location as spec keys: union members (e.g. "ImageGroundingBlock") dropped."""
+    return tuple(p for p in (str(part) for part in loc) if not p[:1].isupper())

@@ -5,12 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
 from auto_label.errors import AutoLabelError
+from auto_label.version import __version__
 
 COMMANDS = ("generate", "status", "show", "replay", "export", "probe", "demo")
 """The order `auto_label --help` lists the commands in (the modules register them in any order)."""
@@ -28,9 +30,25 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Build vision-language grounding datasets with a VLM, on a resumable SQLite ledger.",
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"auto_label {__version__}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    )] = False,
+) -> None:
+    pass
 
 
 def fail(error: AutoLabelError) -> typer.Exit:

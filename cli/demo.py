@@ -6,12 +6,14 @@ the pixels of the scenes it generated; it is not a backend for real data.
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from auto_label.api import ProgressSink, RunSummary, generate, load_spec
+from auto_label.cli.hints import not_ok_reasons
 from auto_label.evaluate import (
     MatchReport,
     RegionReport,
@@ -54,6 +56,7 @@ def _grounding_spec(path: Path, results: Path, data: Path, base_url: str) -> Non
             retries:
               backoff_base: 0.1
               backoff_max: 2
+              parse_retries: 3  # the simulator's injected junk, 3%: four in a row ~1 in 10^6
           data:
             input_jsonl: {data / "input.jsonl"}
             image_root: {data}
@@ -82,6 +85,7 @@ def _referring_spec(path: Path, results: Path, data: Path, base_url: str) -> Non
             retries:
               backoff_base: 0.1
               backoff_max: 2
+              parse_retries: 3  # the simulator's injected junk, 3%: four in a row ~1 in 10^6
           data:
             image_dir: {data / "images"}
             kitti_label_dir: {data / "labels"}
@@ -90,8 +94,11 @@ def _referring_spec(path: Path, results: Path, data: Path, base_url: str) -> Non
 
 def run_demo(directory: Path, *, images: int = 12,
              progress: Callable[[], ProgressSink] | None = None,
-             console_print: Callable[[str], None] = print) -> list[DemoResult]:
-    """Run the demo in `directory`; returns what each pipeline produced and how it scored."""
+             console_print: Callable[[str], None] = print,
+             command: str = "auto_label") -> list[DemoResult]:
+    """Run the demo in `directory`; returns what each pipeline produced and how it scored. The
+    closing hints name `command` (the command the demo was started with) and say which steps
+    failed in a run that is not ok (`DemoResult.summary.ok`)."""
     from auto_label.sim import (
         SimConfig,
         Simulator,
@@ -130,7 +137,12 @@ def run_demo(directory: Path, *, images: int = 12,
         results.append(DemoResult("image_referring_expression", spec_path, summary, regions))
     for result in results:
         console_print(_describe(result))
-    console_print(f"What a ledger holds: auto_label status {results_dir} --check")
+        for reason in not_ok_reasons(result.summary):
+            console_print(f"  NOT OK: {reason}")
+        for example in result.summary.examples[:1] if not result.summary.ok else []:
+            console_print(f"  e.g. {example}")
+    console_print(f"What a ledger holds: {command} status {shlex.quote(str(results_dir))} "
+                  "--check")
     return results
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +31,8 @@ def generate(
     )] = False,
 ) -> None:
     """Run the spec's pipeline on every image that has not completed it, then export."""
+    from auto_label.cli.hints import failure_hints
+    from auto_label.cli.invocation import command_line
     from auto_label.cli.progress import PlainProgress, RichProgress
     from auto_label.cli.summary import print_summary
 
@@ -46,11 +47,12 @@ def generate(
         raise fail(error) from None
     print_summary(out, summary)
     if signals.received is not None:
-        command = " ".join(["auto_label", *sys.argv[1:]]) if sys.argv else "auto_label generate"
         out.print(f"stopped by {signal.Signals(signals.received).name}; everything answered so "
-                  f"far is in the ledger. Resume with the same command:\n  {command}",
+                  f"far is in the ledger. Resume with the same command:\n  {command_line()}",
                   markup=False)
         raise typer.Exit(128 + signals.received)
+    for hint in failure_hints(summary, retry_failed=retry_failed):
+        out.print(hint, markup=False)
     raise typer.Exit(0 if summary.ok else 1)
 
 
@@ -84,15 +86,24 @@ def demo(
     images: Annotated[int, typer.Option("-n", "--images", min=1, max=500,
                                         help="Images per pipeline.")] = 12,
 ) -> None:
-    """Generate scenes, start the VLM simulator, run the pipelines end to end against it."""
+    """Generate scenes, start the VLM simulator, run the pipelines end to end against it.
+
+    Exits 1 when a pipeline's run is not ok (steps failed: rerun the same command to retry)."""
     from auto_label.cli.demo import run_demo
+    from auto_label.cli.invocation import command_name
     from auto_label.cli.progress import PlainProgress, RichProgress
 
     def progress() -> RichProgress | PlainProgress:
         return RichProgress(out) if out.is_terminal else PlainProgress()
 
     try:
-        run_demo(directory, images=images, progress=progress,
-                 console_print=lambda text: out.print(text, markup=False, soft_wrap=True))
+        results = run_demo(directory, images=images, progress=progress,
+                           console_print=lambda text: out.print(text, markup=False,
+                                                                soft_wrap=True),
+                           command=command_name())
     except AutoLabelError as error:
         raise fail(error) from None
+    if not all(result.summary.ok for result in results):
+        out.print("The demo did not complete every step (NOT OK above), so it exits 1.",
+                  markup=False)
+        raise typer.Exit(1)

@@ -71,12 +71,20 @@ class ImageInput:
         return imports if isinstance(imports, dict) else {}
 
 
+class InputNote(str):
+    """An `Inputs` warning that states a fact, not a problem (KITTI's DontCare rows, skipped as
+    the format means them): shown with the warnings, yet a run with only notes still exits 0."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What a pipeline reads before a run: the images, and what was skipped on the way."""
 
     items: list[ImageInput]
     warnings: list[str] = field(default_factory=list)
+    """input problems skipped (a run with any does not exit 0), and `InputNote`s"""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ from auto_label.errors import InputError
 from auto_label.pipelines.contract import ImageInput
 
 
+def shown_path(path: Path) -> str:
+    """`path` as a message shows it: as written, plus the absolute path it resolves to when it
+    is relative (relative paths in a spec resolve against the current directory)."""
+    return str(path) if path.is_absolute() else f"{path} ({Path.cwd() / path})"
+
+
 def resolve_image_path(image_path: str, image_root: str) -> Path:
     """`image_path` under `image_root` when it is relative and a root is set."""
     path = Path(image_path).expanduser()
@@ -37,9 +43,9 @@ def iter_json_lines(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]
     try:
         handle = path.open(encoding="utf-8-sig")  # a BOM (Windows exports) is not data
     except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found") from None
+        raise InputError(f"{shown_path(path)}: {what} not found") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: {what} is a directory, not a file") from None
+        raise InputError(f"{shown_path(path)}: {what} is a directory, not a file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read {what} ({exc.strerror})") from None
     with handle:
@@ -48,16 +54,66 @@ def iter_json_lines(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
+                text = line.rstrip("\r\n")
                 try:
-                    item = json.loads(line)
+                    item = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise InputError(f"{where}: not valid JSON{json_problem(text, exc)}") from None
                 if not isinstance(item, dict):
                     raise InputError(f"{where}: expected a JSON object")
                 yield where, item
         except UnicodeDecodeError:
             raise InputError(f"{path}: not UTF-8 text") from None
+
+
+_PLAIN_JSON = {
+    "Expecting ',' delimiter": "expected ',' between two items",
+    "Expecting ':' delimiter": "expected ':' between a key and its value",
+    "Expecting property name enclosed in double quotes": "expected a key in double quotes",
+    "Expecting value": "expected a value",
+    "Extra data": "more text after the end of the object",
+}
+
+
+def _unclosed(text: str) -> tuple[str, int] | None:
+    """The innermost `{` or `[` still open at the end of `text`, with its 1-based column."""
+    stack: list[tuple[str, int]] = []
+    in_string = escaped = False
+    for column, char in enumerate(text, start=1):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append((char, column))
+        elif char in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def json_problem(text: str, exc: json.JSONDecodeError) -> str:
+    """What is wrong with one line of JSON, for a message that already says "not valid JSON":
+    the column and the likely slip (a `}` or `"` missing at the end of the line, a `,` between
+    two items), in words rather than the decoder's."""
+    if exc.msg.startswith("Unterminated string"):
+        return f": the string that starts at column {exc.colno} is never closed (a missing '\"')"
+    opened = _unclosed(text)
+    if exc.pos >= len(text.rstrip()) and opened is not None:
+        bracket, column = opened
+        what, closing = ("object", "}") if bracket == "{" else ("list", "]")
+        return (f": the line ends (column {len(text.rstrip()) + 1}) before the {what} that starts "
+                f"at column {column} is closed (a missing '{closing}')")
+    inner = _unclosed(text[:exc.pos])
+    if inner is not None and text[exc.pos:exc.pos + 1] in ("}", "]"):
+        bracket, column = inner
+        if text[exc.pos] != {"{": "}", "[": "]"}[bracket]:
+            what, closing = ("object", "}") if bracket == "{" else ("list", "]")
+            return (f" at column {exc.colno}: the {what} that starts at column {column} is not "
+                    f"closed (a missing '{closing}')")
+    if text[exc.pos:exc.pos + 1] in ("}", "]") and text[:exc.pos].rstrip().endswith(","):
+        return (f" at column {exc.colno}: a ',' before '{text[exc.pos]}' (JSON takes no "
+                "trailing comma)")
+    return f" at column {exc.colno}: {_PLAIN_JSON.get(exc.msg, exc.msg)}"
 
 
 def check_unique(items: list[ImageInput]) -> None:

@@ -98,8 +98,7 @@ def test_bad_configuration_in_a_real_process_has_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"error: {spec}:5: image_grounding.workflow.max_workers: Input should be a valid "
-        "integer, unable to parse string as an integer")
+        f"error: {spec}:5: image_grounding.workflow.max_workers: expected a whole number")
     assert "Traceback" not in done.stdout + done.stderr
 
 

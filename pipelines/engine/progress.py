@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from auto_label.pipelines.contract import InputNote
+
 OUTCOMES = ("completed", "cached", "failed", "skipped")
 
 
@@ -78,8 +80,14 @@ class RunSummary:
 
     @property
     def ok(self) -> bool:
-        """Complete, and no alarm says the boxes look wrong (what exit code 0 means)."""
-        return self.complete and not self.suspect_boxes
+        """Complete, no input problem skipped, and no alarm says the boxes look wrong (what exit
+        code 0 means)."""
+        return self.complete and not self.suspect_boxes and not self.input_problems
+
+    @property
+    def input_problems(self) -> list[str]:
+        """The warnings that are problems: not the notes (`InputNote`, e.g. DontCare rows)."""
+        return [w for w in self.warnings if not isinstance(w, InputNote)]
 
     @property
     def complete(self) -> bool:

@@ -15,6 +15,7 @@ from auto_label.pipelines.inputs import (
     iter_json_lines,
     positive_int,
     resolve_image_path,
+    shown_path,
 )
 
 
@@ -23,7 +24,8 @@ def read_grounding_inputs(data: GroundingData) -> Inputs:
     file and line of the first bad line (the whole file is checked before any request)."""
     input_jsonl, image_root = data.input_jsonl, data.image_root
     if image_root and not Path(image_root).expanduser().is_dir():
-        raise InputError(f"{image_root}: image_root is not a directory")
+        raise InputError(f"{shown_path(Path(image_root).expanduser())}: image_root is not a "
+                         "directory")
     images = [_grounding_item(item, where, image_root)
               for where, item in iter_json_lines(input_jsonl, "input_jsonl")]
     if not images:

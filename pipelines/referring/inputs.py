@@ -16,12 +16,13 @@ from typing import Any
 
 from auto_label.boxes import as_box, best_match, is_ordered
 from auto_label.errors import InputError
-from auto_label.pipelines.contract import ImageInput, Inputs
+from auto_label.pipelines.contract import ImageInput, InputNote, Inputs
 from auto_label.pipelines.inputs import (
     check_unique,
     image_id_of,
     iter_json_lines,
     resolve_image_path,
+    shown_path,
 )
 from auto_label.pipelines.referring.config import ReferringData
 from auto_label.pipelines.referring.kitti import DONT_CARE, read_kitti
@@ -51,7 +52,7 @@ def _names(stems: list[str]) -> str:
 def _directory(path: str, what: str) -> Path:
     directory = Path(path).expanduser()
     if not directory.is_dir():
-        raise InputError(f"{directory}: {what} is not a directory")
+        raise InputError(f"{shown_path(directory)}: {what} is not a directory")
     return directory
 
 
@@ -98,8 +99,9 @@ def read_referring_inputs(data: ReferringData) -> Inputs:
             extra={"kitti": rows.boxes, "kitti_lines": rows.lines},
         ))
     if dont_care:
-        warnings.append(f"{dont_care} {DONT_CARE} row(s) (unlabelled areas, not objects) in "
-                        f"{files_with} label file(s) in {label_dir}, skipped")
+        warnings.append(InputNote(f"{dont_care} {DONT_CARE} row(s) (unlabelled areas, not "
+                                  f"objects) in {files_with} label file(s) in {label_dir}, "
+                                  "skipped"))
     if not items:
         raise InputError(f"{image_dir}: no image has a matching label file in {label_dir}")
     return Inputs(items, warnings)
