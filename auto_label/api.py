@@ -21,10 +21,12 @@ from auto_label.exports.jsonl import ANNOTATIONS_FILE
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.contract import Pipeline
+from auto_label.pipelines.engine.budget import run_price
 from auto_label.pipelines.engine.options import RunOptions
 from auto_label.pipelines.engine.pacing import Pacer
 from auto_label.pipelines.engine.progress import OUTCOMES, ProgressSink, RunSummary
 from auto_label.pipelines.engine.runner import run_pipeline
+from auto_label.pipelines.engine.snapshot import RunInfo, Snapshot, StepFigures, Tokens
 from auto_label.pipelines.records import ImageRecord, image_records
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.spec import Spec
@@ -57,10 +59,13 @@ def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         spec = load_spec(spec, overrides)
     block = spec.block
     backend = create_backend(block.vlm)
-    options = RunOptions(results_dir=spec.results_dir, workflow=block.workflow, data=block.data,
-                         spec=spec.dump(), ingest=block.data.ingest_settings(),
-                         retry_failed=retry_failed)
-    try:
+    try:  # the price: the spec's, else the table's; a max_cost without one fails here
+        price = run_price(block.vlm.selected().price, backend.model, pipeline=spec.autolabel_type,
+                          backend=backend.name, max_cost=block.workflow.max_cost)
+        options = RunOptions(results_dir=spec.results_dir, workflow=block.workflow,
+                             data=block.data, spec=spec.dump(),
+                             ingest=block.data.ingest_settings(), retry_failed=retry_failed,
+                             price=price, max_cost=block.workflow.max_cost)
         summary = run_pipeline(options, spec.pipeline, backend, progress=progress, stop=stop,
                                pacer=Pacer(block.workflow.rpm))
     finally:
@@ -113,4 +118,5 @@ def records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
 
 
 __all__ = ["ANNOTATIONS_FILE", "EXPORT_FORMATS", "OUTCOMES", "ExportResult", "ProgressSink",
-           "RunSummary", "export", "generate", "load_spec", "records"]
+           "RunInfo", "RunSummary", "Snapshot", "StepFigures", "Tokens", "export", "generate",
+           "load_spec", "records"]

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
+from auto_label.backends.prices import PriceSetting
 from auto_label.boxes import Convention
 
 
@@ -222,6 +223,9 @@ class BackendConfig(BaseModel):
     coordinates: Convention | None = None
     max_image_side: int = Field(default=0, ge=0)
     smart_resize: SmartResize | None = None
+    price: PriceSetting | None = Field(
+        default=None, description="USD per million tokens; empty: the price table's entry for "
+                                  "the model (backends/prices.py). Never part of a fingerprint")
 
     @field_serializer("api_key")
     def _hide_key(self, value: SecretStr) -> str:
@@ -240,6 +244,8 @@ class Backend(Protocol):
     """the URL requests go to (for messages; never a key)"""
     token_limit: tuple[str, int]
     """(the spec key, its value) that caps an answer's tokens, for messages"""
+    completion_includes_thinking: bool
+    """whether the completion tokens it reports hold the thinking tokens too (for costs)"""
 
     def preflight(self) -> None:
         """One cheap request before the first image (no generation where the endpoint has a

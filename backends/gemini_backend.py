@@ -82,6 +82,9 @@ def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[Bas
 
 class GeminiBackend:
     name = "gemini"
+    completion_includes_thinking = False
+    """usage_metadata.candidates_token_count excludes thoughts_token_count
+    (ai.google.dev/api/generate-content, "UsageMetadata")"""
 
     def __init__(self, config: GeminiConfig) -> None:
         # the SDK's own variables (googleapis/python-genai: GOOGLE_API_KEY, else GEMINI_API_KEY)

@@ -57,6 +57,9 @@ class OpenAIConfig(BackendConfig):
 
 class OpenAIBackend:
     name = "openai"
+    completion_includes_thinking = True
+    """usage.completion_tokens includes completion_tokens_details.reasoning_tokens
+    (platform.openai.com/docs/api-reference/chat/object, "usage")"""
 
     def __init__(self, config: OpenAIConfig) -> None:
         if not config.model_name:

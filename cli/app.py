@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
@@ -57,10 +58,13 @@ def fail(error: AutoLabelError) -> typer.Exit:
 
 
 class Signals:
-    """SIGINT/SIGTERM set the run's stop event (a second one exits at once)."""
+    """SIGINT/SIGTERM set the run's stop event (a second one exits at once). `say` shows the
+    message (the live display's, so that it stays visible above it); default: stderr."""
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event,
+                 say: Callable[[str], None] | None = None) -> None:
         self.stop = stop
+        self.say = say or (lambda message: err.print(message, markup=False))
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -78,7 +82,7 @@ class Signals:
             raise SystemExit(128 + signum)
         self.received = signum
         self.stop.set()
-        err.print(f"\n{signal.Signals(signum).name}: finishing the requests in flight "
-                  "(again to quit at once)...")
+        self.say(f"{signal.Signals(signum).name}: finishing the requests in flight "
+                 "(again to quit at once)...")
 
 

@@ -1,122 +1,119 @@
-"""Progress display for `generate`: a rich bar per step on a terminal, a plain line otherwise."""
+"""Progress display for `generate`: a live view on a terminal (rich), timestamped lines otherwise.
+Both draw the run's snapshots (the monitor's figures), so their counts agree."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from collections import Counter
+from collections.abc import Callable
+from typing import TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import Console, RenderableType
+from rich.live import Live
+
+from auto_label.api import RunInfo, Snapshot
+from auto_label.cli import figures
+from auto_label.cli.live_view import render
+
+MIN_STALL = 60.0
+"""seconds without an outcome before the plain log says the run is held up (at least)"""
 
 
 class RichProgress:
-    """One bar per step: done (completed + cached) of all images, failures, rate and ETA."""
+    """The live view, redrawn `refresh` times a second; messages print above it."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, refresh: float = 4.0) -> None:
         self.console = console
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failed]} failed[/] [dim]{task.fields[skipped]} "
-                       "skipped[/]"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._counts: dict[str, Counter[str]] = {}
-        self._started = time.monotonic()
+        self.refresh = refresh
+        self._info = RunInfo("")
+        self._snapshot: Callable[[], Snapshot] = Snapshot
+        self._live: Live | None = None
 
-    def begin(self, steps: list[tuple[str, str]], images: int) -> None:
-        self._started = time.monotonic()
-        for number, name in steps:
-            self._counts[number] = Counter()
-            self._tasks[number] = self._progress.add_task(name, total=images, failed=0,
-                                                          skipped=0, rate="")
-        self._progress.start()
+    def begin(self, info: RunInfo, snapshot: Callable[[], Snapshot]) -> None:
+        self._info, self._snapshot = info, snapshot
+        self._live = Live(get_renderable=self._render, console=self.console, transient=False,
+                          refresh_per_second=self.refresh)
+        self._live.start(refresh=True)
 
-    def advance(self, step: str, outcome: str) -> None:
-        counts = self._counts[step]
-        counts[outcome] += 1
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        self._progress.update(
-            self._tasks[step], completed=sum(counts.values()), failed=counts["failed"],
-            skipped=counts["skipped"], rate=f"{counts['completed'] / elapsed:.1f}/s",
-        )
+    def _render(self) -> RenderableType:
+        return render(self._info, self._snapshot())
 
     def note(self, message: str) -> None:
-        self._progress.console.print(message)
+        """Printed above the live view, which stays below it (also from a signal handler)."""
+        self.console.print(message, markup=False, highlight=False)
 
-    def end(self) -> None:
-        self._progress.stop()
+    def end(self, final: Snapshot) -> None:
+        self._snapshot = lambda: final
+        if self._live is not None:
+            self._live.stop()  # draws the final figures once more and leaves them
 
 
 class PlainProgress:
-    """For logs and pipes: one line every `every` seconds, and one at the end."""
+    """For logs and pipes: the header, then a timestamped line with every figure each `every`
+    seconds (default: the run's `workflow.progress_interval`), one at the end, and a line saying
+    why whenever no step has finished for `stall_after` seconds (default: twice the interval,
+    at least a minute)."""
 
-    def __init__(self, every: float = 5.0, stream: object = None) -> None:
+    def __init__(self, every: float | None = None, stream: TextIO | None = None, *,
+                 stall_after: float | None = None) -> None:
         self.every = every
+        self.stall_after = stall_after
         self.stream = stream or sys.stdout
-        self._counts: dict[str, Counter[str]] = {}
-        self._names: dict[str, str] = {}
-        self._images = 0
-        self._lock = threading.Lock()
+        self._info = RunInfo("")
+        self._snapshot: Callable[[], Snapshot] = Snapshot
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
-        self._started = time.monotonic()
+        self._write_lock = threading.Lock()
+        self._last_error = ""
+        self._stall_said = -1.0
 
-    def begin(self, steps: list[tuple[str, str]], images: int) -> None:
-        self._images = images
-        self._names = dict(steps)
-        self._counts = {number: Counter() for number, _ in steps}
-        self._started = time.monotonic()
+    def begin(self, info: RunInfo, snapshot: Callable[[], Snapshot]) -> None:
+        self._info, self._snapshot = info, snapshot
+        if self.every is None:
+            self.every = info.progress_interval
+        if self.stall_after is None:
+            self.stall_after = max(2 * self.every, MIN_STALL)
+        now = snapshot()
+        for line in figures.header(info):
+            self._write(line, now.time)
         self._thread = threading.Thread(target=self._tick, name="progress", daemon=True)
         self._thread.start()
-
-    def advance(self, step: str, outcome: str) -> None:
-        with self._lock:
-            self._counts[step][outcome] += 1
 
     def note(self, message: str) -> None:
         self._write(message)
 
-    def end(self) -> None:
+    def end(self, final: Snapshot) -> None:
         self._done.set()
         if self._thread is not None:
             self._thread.join()
-        self._write(self.line())
+        self._report(final, last=True)
 
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        parts = []
-        with self._lock:
-            for number, counts in self._counts.items():
-                done = counts["completed"] + counts["cached"]
-                part = f"{self._names[number]} {done}/{self._images}"
-                if counts["failed"]:
-                    part += f" ({counts['failed']} failed)"
-                if counts["skipped"]:
-                    part += f" ({counts['skipped']} skipped)"
-                parts.append(part + f" {counts['completed'] / elapsed:.1f}/s")
-        return f"[{elapsed:6.0f}s] " + " | ".join(parts)
+    def line(self, snap: Snapshot) -> str:
+        """The figures of `snap` as one line, without its timestamp."""
+        return figures.plain_line(snap, self._info)
 
     def _tick(self) -> None:
+        assert self.every is not None
         while not self._done.wait(self.every):
-            self._write(self.line())
+            self._report(self._snapshot())
 
-    def _write(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)  # type: ignore[arg-type]
+    def _report(self, snap: Snapshot, *, last: bool = False) -> None:
+        self._write(self.line(snap), snap.time)
+        if snap.last_error and snap.last_error != self._last_error:
+            self._last_error = snap.last_error
+            self._write(figures.last_error(snap), snap.time)
+        stall = self.stall_after or MIN_STALL
+        if last:
+            return
+        if snap.left and snap.quiet >= stall and snap.quiet - self._stall_said >= stall:
+            self._stall_said = snap.quiet
+            self._write(f"nothing finished for {figures.duration(snap.quiet)}: "
+                        f"{figures.why(snap)}", snap.time)
+        elif snap.quiet < stall:
+            self._stall_said = -1.0
+
+    def _write(self, text: str, at: float | None = None) -> None:
+        stamp = figures.moment(time.time() if at is None else at)
+        with self._write_lock:
+            print(f"{stamp} {text}", file=self.stream, flush=True)

@@ -29,6 +29,11 @@ def generate(
         help="Only the images whose latest attempt at a step failed (a plain run retries them "
              "too, with everything not yet done).",
     )] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run",
+        help="Count the requests the run would send (after resume and incremental skips) and "
+             "estimate their tokens and cost; sends nothing, writes nothing.",
+    )] = False,
 ) -> None:
     """Run the spec's pipeline on every image that has not completed it, then export."""
     from auto_label.cli.hints import failure_hints
@@ -37,10 +42,13 @@ def generate(
     from auto_label.cli.summary import print_summary
 
     stop = threading.Event()
+    if dry_run:
+        _dry_run(spec, overrides or [], retry_failed)
+        return
     try:
         loaded = api.load_spec(spec, overrides or [])
         progress = RichProgress(out) if out.is_terminal and not plain else PlainProgress()
-        with Signals(stop) as signals:
+        with Signals(stop, say=progress.note) as signals:
             summary = api.generate(loaded, progress=progress, stop=stop,
                                    retry_failed=retry_failed)
     except AutoLabelError as error:
@@ -53,7 +61,21 @@ def generate(
         raise typer.Exit(128 + signals.received)
     for hint in failure_hints(summary, retry_failed=retry_failed):
         out.print(hint, markup=False)
+    if summary.interrupted == "max_cost":
+        out.print(f"Resume with the same command (max_cost is per run):\n  {command_line()}",
+                  markup=False)
     raise typer.Exit(0 if summary.ok else 1)
+
+
+def _dry_run(spec: Path, overrides: list[str], retry_failed: bool) -> None:
+    from auto_label.cli.dry_run_view import print_dry_run
+    from auto_label.estimate import dry_run
+
+    try:
+        report = dry_run(spec, overrides, retry_failed=retry_failed)
+    except AutoLabelError as error:
+        raise fail(error) from None
+    print_dry_run(out, report)
 
 
 @app.command()

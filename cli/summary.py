@@ -8,12 +8,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from auto_label.api import OUTCOMES, RunSummary
+from auto_label.cli import figures
 from auto_label.probing import ProbeReport
 
 
 def print_summary(console: Console, summary: RunSummary) -> None:
+    """The end of a run: outcomes per step; elapsed, requests, tokens, cost (when the price is
+    known) and failed attempts by kind; failures with examples, skips, input problems; the
+    outputs. Messages are printed as text (never read as markup) and never cut at the width."""
     table = Table(title=f"{summary.pipeline}: {summary.images} images", title_justify="left")
     table.add_column("step")
     for outcome in OUTCOMES:
@@ -27,20 +32,38 @@ def print_summary(console: Console, summary: RunSummary) -> None:
                       str(summary.images - reached), str(summary.nothing_found.get(number, 0)))
     console.print(table)
     for alarm in summary.alarms:
-        console.print(f"[bold yellow]WARNING:[/] {escape(alarm)}")
-    console.print(f"requests sent: {summary.requests}")
+        _say(console, ("WARNING: ", "bold yellow"), alarm)
+    _figures(console, summary)
     if summary.failures:
         kinds = ", ".join(f"{kind} {n}" for kind, n in summary.failures.most_common())
-        console.print(f"[red]failures by kind:[/] {kinds}")
+        _say(console, ("failures by kind: ", "red"), kinds)
         for example in summary.examples:
-            console.print(f"  [dim]-[/] {escape(example)}", highlight=False)
+            _say(console, ("  - ", "dim"), example)
     for reason, count in summary.skip_reasons.most_common(3):
-        console.print(f"[yellow]skipped[/] {count}: {escape(reason)}", highlight=False)
+        _say(console, ("skipped ", "yellow"), f"{count}: {reason}")
     if summary.warnings:
-        console.print(f"[yellow]{len(summary.warnings)} input problem(s) skipped[/], e.g.:")
+        _say(console, (f"{len(summary.warnings)} input problem(s) skipped", "yellow"), ", e.g.:")
         for warning in summary.warnings[:3]:
-            console.print(f"  [dim]-[/] {escape(warning)}", highlight=False)
+            _say(console, ("  - ", "dim"), warning)
     print_outputs(console, summary.outputs, summary.records)
+
+
+def _figures(console: Console, summary: RunSummary) -> None:
+    final = summary.final
+    if final is None:
+        _say(console, f"requests sent: {summary.requests}")
+        return
+    _say(console, f"elapsed {figures.duration(final.elapsed)}, requests sent: "
+                  f"{figures.number(summary.requests)}")
+    spent = f", cost {figures.usd(final.cost)}" if final.cost is not None else ""
+    _say(console, figures.tokens(final.tokens) + spent)
+    if final.retries:
+        _say(console, (figures.retries(final), "yellow"))
+
+
+def _say(console: Console, *parts: str | tuple[str, str]) -> None:
+    """One line of plain text and (text, style) pairs: no markup read, never cut or wrapped."""
+    console.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
 def print_outputs(console: Console, outputs: list[Path], records: int) -> None:

@@ -39,6 +39,12 @@ class WorkflowConfig(ConfigBlock):
     max_workers: int = Field(default=4, ge=1, le=512)
     force_reprocess: bool = False
     rpm: int | None = Field(default=None, gt=0, description="requests per minute, optional")
+    max_cost: float | None = Field(
+        default=None, gt=0, description="USD a run may spend: no request starts once it would "
+                                        "pass it (needs a known price); per run, a rerun resumes")
+    progress_interval: float = Field(
+        default=30.0, gt=0,
+        description="seconds between progress lines when stdout is not a terminal")
     retries: RetryConfig = RetryConfig()
 
     @field_validator("steps", mode="before")

@@ -268,15 +268,17 @@ def test_unchanged_images_are_not_read_again_and_a_touched_one_is(tmp_path, sim,
 def test_plain_progress_lines_count_outcomes_per_step():
     import io
 
+    from auto_label.api import RunInfo, Snapshot, StepFigures
     from auto_label.cli.progress import PlainProgress
 
     stream = io.StringIO()
     progress = PlainProgress(every=60, stream=stream)
-    progress.begin([("0", "step0_expression_extraction"), ("1", "step1_grounding")], 3)
-    for outcome in ("completed", "cached", "failed"):
-        progress.advance("0", outcome)
-    progress.advance("1", "skipped")
-    progress.end()
+    steps = (("0", "step0_expression_extraction"), ("1", "step1_grounding"))
+    final = Snapshot(images=3, steps=(
+        StepFigures("0", steps[0][1], completed=1, cached=1, failed=1),
+        StepFigures("1", steps[1][1], skipped=1)))
+    progress.begin(RunInfo("image_grounding", steps=steps, images=3), lambda: final)
+    progress.end(final)
     line = stream.getvalue().strip().splitlines()[-1]
     assert "step0_expression_extraction 2/3 (1 failed)" in line
     assert "step1_grounding 0/3 (1 skipped)" in line

@@ -5,6 +5,7 @@ done, and every answer shape servers really return."""
 from __future__ import annotations
 
 import socket
+import threading
 
 import pytest
 from support import SIM_KEY, asked, backend_overrides, grounding_overrides, read_jsonl
@@ -64,22 +65,24 @@ def test_an_endpoint_that_dies_mid_run_stops_it_and_no_image_is_failed(tmp_path)
     data = write_grounding_dataset(tmp_path / "data", 150, seed=2)
     port = free_port()
     server = Simulator(SimConfig(seed=1, api_key=SIM_KEY, latency_mean=0.02), port=port).start()
-    stopper = {"n": 0}
 
     class Dying:  # the endpoint goes away after 20 answers
         def note(self, message):
             pass
 
-        def begin(self, steps, images):
-            pass
+        def begin(self, info, snapshot):
+            def watch():
+                while not ended.wait(0.002):
+                    if sum(step.completed for step in snapshot().steps) >= 20:
+                        server.stop()
+                        return
 
-        def advance(self, step, outcome):
-            stopper["n"] += 1
-            if stopper["n"] == 20:
-                server.stop()
+            threading.Thread(target=watch, daemon=True).start()
 
-        def end(self):
-            pass
+        def end(self, final):
+            ended.set()
+
+    ended = threading.Event()
 
     with pytest.raises(EndpointUnavailable, match="in a row failed without an answer"):
         generate(spec(tmp_path, f"http://127.0.0.1:{port}/v1"), progress=Dying())

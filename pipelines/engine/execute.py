@@ -36,6 +36,7 @@ from auto_label.ledger.writer import LedgerWriter
 from auto_label.pipelines.config import RetryConfig
 from auto_label.pipelines.contract import Immediate, Step, StepInput, StepOutput
 from auto_label.pipelines.engine.answering import Answer, Unusable, read_answer
+from auto_label.pipelines.engine.budget import Budget
 from auto_label.pipelines.engine.endpoint import TRANSPORT_KINDS, Breaker, aborting
 from auto_label.pipelines.engine.rereading import StoredAnswer, reread
 from auto_label.pipelines.engine.retry import RetryableFailure, Stopped, retrying
@@ -93,7 +94,7 @@ class _Tries:
 class StepExecutor:
     def __init__(self, backend: Backend, writer: LedgerWriter, retry: RetryConfig,
                  stop: threading.Event, *, run_id: str, generation: int,
-                 pacer: Pacer | None = None) -> None:
+                 pacer: Pacer | None = None, budget: Budget | None = None) -> None:
         self.backend = backend
         self.writer = writer
         self.retry = retry
@@ -101,6 +102,8 @@ class StepExecutor:
         self.run_id = run_id
         self.generation = generation
         self.pacer = pacer
+        self.budget = budget
+        """`workflow.max_cost`: no request starts once it is spent"""
         self.parameters = backend.describe()
         self.breaker = Breaker(retry.endpoint_failures, backend.endpoint)
         self.requests = 0
@@ -149,6 +152,8 @@ class StepExecutor:
                  tries: _Tries) -> Completed | Failed:
         if self.pacer is not None and not self.pacer.acquire(self.stop):
             raise Stopped
+        if self.budget is not None and not self.budget.admit(job.step.number):
+            raise Stopped  # the budget stops the run: the image is left for the next one
         tries.attempts = number
         request_id = f"{self.run_id[:16]}-{next(self._ids)}"  # unique: run ids are uuid4
         self.writer.put(RequestSent(
@@ -162,7 +167,7 @@ class StepExecutor:
             self.requests += 1
         started = time.monotonic()
         try:
-            response = self.backend.complete(request)
+            response = self._send(job.step.number, request)
         except BackendError as exc:
             return self._backend_error(job, exc, request_id, number, started)
         self.breaker.answered()
@@ -215,6 +220,20 @@ class StepExecutor:
             raise RetryableFailure(kind, message)
         return self._fail(job, kind, message, raw_text=text, request_id=request_id,
                           received=received)
+
+    def _send(self, step: str, request: VLMRequest) -> VLMResponse:
+        """`backend.complete`, its answer (a blocked one's too) charged to the budget."""
+        if self.budget is None:
+            return self.backend.complete(request)
+        answered: VLMResponse | None = None
+        try:
+            answered = self.backend.complete(request)
+            return answered
+        except BackendError as exc:
+            answered = exc.response
+            raise
+        finally:
+            self.budget.settle(step, answered)
 
     def _feedback(self, rate_limited: bool) -> None:
         if self.pacer is not None:

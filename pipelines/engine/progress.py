@@ -1,6 +1,10 @@
 """How a run reports progress and what it returns: a sink protocol (the CLI renders it with rich;
 a notebook may pass its own or none) and the run summary.
 
+A sink is given the run's header and a function returning the live figures (`Snapshot`, from
+the run's monitor) when the run begins; it reads them as often as it redraws. The same figures
+feed every display, so a bar and a log line cannot disagree.
+
 Every (image, selected step) pair ends the run with exactly one outcome:
 - `completed`: answered, parsed and recorded in this run;
 - `cached`: already completed for the same fingerprint before this run;
@@ -12,40 +16,37 @@ Pairs without an outcome were not reached (the run was interrupted).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from auto_label.pipelines.contract import InputNote
+from auto_label.pipelines.engine.snapshot import RunInfo, Snapshot
 
 OUTCOMES = ("completed", "cached", "failed", "skipped")
 
 
 class ProgressSink(Protocol):
-    def begin(self, steps: list[tuple[str, str]], images: int) -> None:
-        """The run starts: (number, name) of each selected step, and how many images."""
-
-    def advance(self, step: str, outcome: str) -> None:
-        """One image reached an outcome for a step (called from one thread at a time)."""
+    def begin(self, info: RunInfo, snapshot: Callable[[], Snapshot]) -> None:
+        """The run starts: its header, and a function (thread-safe, cheap) giving its figures
+        now."""
 
     def note(self, message: str) -> None:
-        """A one-line message worth showing (a retry wave, a rejected image...)."""
+        """A one-line message worth showing (a rejected image, an alarm...); any thread."""
 
-    def end(self) -> None:
-        """The run is over (before the summary is printed)."""
+    def end(self, final: Snapshot) -> None:
+        """The run is over (before the summary is printed): its last figures."""
 
 
 class NullProgress:
-    def begin(self, steps: list[tuple[str, str]], images: int) -> None:
-        pass
-
-    def advance(self, step: str, outcome: str) -> None:
+    def begin(self, info: RunInfo, snapshot: Callable[[], Snapshot]) -> None:
         pass
 
     def note(self, message: str) -> None:
         pass
 
-    def end(self) -> None:
+    def end(self, final: Snapshot) -> None:
         pass
 
 
@@ -77,6 +78,8 @@ class RunSummary:
     """"step N: why" -> (image, step) pairs skipped for it"""
     suspect_boxes: bool = False
     """the boxes of this run look like another convention or frame (the convention alarm)"""
+    final: Snapshot | None = None
+    """the live figures when the run ended: elapsed, tokens, cost, failed attempts by kind..."""
 
     @property
     def ok(self) -> bool:

@@ -28,9 +28,11 @@ from auto_label.ledger.events import (
 from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
 from auto_label.pipelines.engine import planning
 from auto_label.pipelines.engine.alarm import ConventionAlarm
+from auto_label.pipelines.engine.budget import run_budget
 from auto_label.pipelines.engine.endpoint import preflight
 from auto_label.pipelines.engine.execute import Completed, Failed, Pacer, StepExecutor, StepJob
 from auto_label.pipelines.engine.image_cache import ImageCache
+from auto_label.pipelines.engine.monitor import Monitor
 from auto_label.pipelines.engine.options import RunOptions
 from auto_label.pipelines.engine.planning import (
     Ask,
@@ -84,7 +86,8 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
     steps = settings.selected_steps
     summary = RunSummary("", pipeline.name, options.results_dir, 0,
                          [(s.number, s.name) for s in steps])
-    tracker = Tracker(summary, progress or NullProgress())
+    monitor = Monitor.of(options, pipeline.name, backend, summary.steps, pacer=pacer, stop=stop)
+    tracker = Tracker(summary, progress or NullProgress(), monitor)
     session = RunSession.start(
         options.results_dir, pipeline=pipeline.name, steps=[s.number for s in steps],
         spec=options.spec, backend=backend.name, model=str(settings.model.get("model", "")),
@@ -95,9 +98,11 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
             failed = queries.failed_images(session.ledger.connection())
             items = [item for item in items if item.image_id in failed]
         summary.run_id, summary.images = session.run_id, len(items)
+        budget = run_budget(options.price, options.max_cost, backend, summary=summary,
+                            key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
                                 run_id=session.run_id, generation=session.generation,
-                                pacer=pacer)
+                                pacer=pacer, budget=budget)
         run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop,
                    options.ingest)
         interrupted = run.work(items, inputs.warnings)
@@ -142,7 +147,7 @@ class _Run:
 
     def work(self, items: list[ImageInput], warnings: list[str]) -> bool:
         """Plan and run every image; True when the run was stopped before the end."""
-        self.tracker.progress.begin(self.tracker.summary.steps, len(items))
+        self.tracker.begin(len(items))
         self.tracker.warn(warnings, show=MAX_NOTES)
         frame = self.backend.frame
         if frame.defaulted:
@@ -160,7 +165,7 @@ class _Run:
             interrupted = self.stop.is_set()
             self.pool.shutdown()  # whatever is still queued is left for the next run
             self.session.writer.flush()  # completions are counted as they are committed
-            self.tracker.progress.end()
+            self.tracker.end()
         return interrupted
 
     # -- planning ------------------------------------------------------------------------------
