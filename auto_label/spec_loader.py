@@ -74,10 +74,17 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     return data, lines
 
 
+_SECRET_HINTS = ("key", "token", "secret", "pass")
+"""An override whose last key part contains one of these may hold a secret (a misspelt
+`api_kye` included): its value is never shown."""
+
+
 def _show(text: str) -> str:
-    """An override as it may appear in a message: the value of any *api_key* is masked."""
+    """An override as it may appear in a message: a value that may be secret is masked."""
     key = text.partition("=")[0]
-    if "api_key" not in key:
+    last = key.strip().rsplit(".", 1)[-1].lower()
+    if not any(hint in last for hint in _SECRET_HINTS) and not difflib.get_close_matches(
+            last, ["api_key", "token", "secret", "password"], cutoff=0.6):
         return text
     return f"{key.split()[0] if key.split() else key}=***"
 

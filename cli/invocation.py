@@ -54,8 +54,30 @@ def command_name(argv0: str | None = None, executable: str | None = None) -> str
     return shlex.quote(_as_typed(argv0))
 
 
+SECRET_KEYS = ("api_key", "token", "secret", "password")
+"""Overrides whose key ends with one of these hold a secret: never printed."""
+
+
+def mask_secrets(args: Sequence[str]) -> list[str]:
+    """`args` with the value of every secret override (`...api_key=VALUE`) replaced by `***`."""
+    masked = []
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if sep and key.strip().lower().endswith(SECRET_KEYS):
+            arg = f"{key}=***"
+        masked.append(arg)
+    return masked
+
+
 def command_line(args: Sequence[str] | None = None) -> str:
     """The whole command line of this process (`command_name()` and its arguments, quoted for
-    a POSIX shell): what to run again to resume."""
+    a POSIX shell): what to run again to resume. The values of secret overrides (API keys) are
+    printed as `***`: a resume hint lands in logs (set the key in the environment instead:
+    GOOGLE_API_KEY, OPENAI_API_KEY)."""
     args = sys.argv[1:] if args is None else args
-    return " ".join([command_name(), *(shlex.quote(a) for a in args)])
+    masked = mask_secrets(args)
+    line = " ".join([command_name(), *(shlex.quote(a) for a in masked)])
+    if masked != list(args):
+        line += ("\n  (the key is not shown: give it again where *** stands, or set it in the "
+                 "environment instead)")
+    return line

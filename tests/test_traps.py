@@ -352,3 +352,29 @@ def test_a_broken_json_line_names_file_line_column_and_the_slip(tmp_path, line, 
     result = runner.invoke(app, ["generate", "-e", str(spec)])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {data.input_path}:2: {expected}"
+
+
+def test_the_resume_hint_never_prints_an_api_key():
+    from auto_label.cli.invocation import command_line
+
+    line = command_line(["generate", "-e", "s.yaml",
+                         "image_grounding.vlm.openai.api_key=sk-secret-123",
+                         "image_grounding.vlm.gemini.api_key=AIzaSecret",
+                         "results_dir=/out"])
+    assert "sk-secret-123" not in line and "AIzaSecret" not in line
+    assert "image_grounding.vlm.openai.api_key='***'" in line or \
+        "image_grounding.vlm.openai.api_key=***" in line
+    assert "results_dir=/out" in line and "give it again" in line
+    plain = command_line(["generate", "-e", "s.yaml", "results_dir=/out"])
+    assert "give it again" not in plain
+
+
+def test_a_misspelt_api_key_override_is_not_echoed(tmp_path):
+    from auto_label.errors import SpecError
+    from auto_label.spec_loader import load_spec
+
+    with pytest.raises(SpecError) as raised:
+        load_spec(None, [f"results_dir={tmp_path}", "autolabel_type=image_grounding",
+                         "image_grounding.vlm.openai.api_kye=sk-SECRET9"])
+    assert "sk-SECRET9" not in str(raised.value)
+    assert "did you mean api_key" in str(raised.value)
