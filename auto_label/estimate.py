@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from auto_label.backends.base import Backend
 from auto_label.backends.prices import Price, usage_cost
 from auto_label.backends.registry import VLMConfigBase, create_backend
-from auto_label.ledger import queries
+from auto_label.ledger import audit_queries, queries
 from auto_label.ledger.events import StepFailed
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.store import LEDGER_FILE, Ledger
@@ -328,23 +328,12 @@ class _Counts:
 def _token_means(conn: sqlite3.Connection, backend: str, model: str) -> dict[str, TokenMeans]:
     """step -> the mean tokens of the ledger's answers to requests of this backend and model,
     else of any model (responses without usage left out)."""
-    body = "IIF(json_valid({0}.body), {0}.body, NULL)"
-    q, r = body.format("q"), body.format("r")
-    rows = conn.execute(
-        f"SELECT r.step, json_extract({q}, '$.backend') = ? AND json_extract({q}, '$.model') = ?,"
-        f" COUNT(*), SUM(json_extract({r}, '$.usage.prompt_tokens')),"
-        f" SUM(json_extract({r}, '$.usage.completion_tokens')),"
-        f" SUM(json_extract({r}, '$.usage.thinking_tokens')) "
-        "FROM events r JOIN events q ON q.image_id = r.image_id AND q.type = 'request_sent'"
-        f" AND json_extract({q}, '$.request_id') = json_extract({r}, '$.request_id') "
-        f"WHERE r.type = 'response_received' AND json_extract({r}, '$.usage.prompt_tokens') "
-        "IS NOT NULL GROUP BY 1, 2", (backend, model)).fetchall()
-    same = {str(s): (int(n), p or 0, a or 0, t or 0) for s, match, n, p, a, t in rows if match}
+    rows = audit_queries.token_sums(conn, backend, model)
+    same = {step: (n, p, a, t) for step, match, n, p, a, t in rows if match}
     other: dict[str, tuple[int, float, float, float]] = {}
     for step, _, n, p, a, t in rows:
-        total = other.get(str(step), (0, 0.0, 0.0, 0.0))
-        other[str(step)] = (total[0] + int(n), total[1] + (p or 0), total[2] + (a or 0),
-                            total[3] + (t or 0))
+        total = other.get(step, (0, 0.0, 0.0, 0.0))
+        other[step] = (total[0] + n, total[1] + p, total[2] + a, total[3] + t)
     means = {}
     for step, (n, p, a, t) in other.items():
         source: TokenSource = "other models"

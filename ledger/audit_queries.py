@@ -45,3 +45,22 @@ def run_numbers(conn: sqlite3.Connection) -> dict[str, int]:
     """run_id -> its number (1 for the first run of the ledger)."""
     return {str(run_id): int(number)
             for run_id, number in conn.execute("SELECT run_id, number FROM runs")}
+
+
+def token_sums(conn: sqlite3.Connection, backend: str,
+               model: str) -> list[tuple[str, bool, int, float, float, float]]:
+    """(step, answered by this backend and model, responses, prompt, answer and thinking token
+    sums) of the ledger's answers with a usage, grouped by step and by whether the model matches
+    (what `generate --dry-run` estimates the tokens of a request from)."""
+    q, r = _BODY.format("q"), _BODY.format("r")
+    rows = conn.execute(
+        f"SELECT r.step, json_extract({q}, '$.backend') = ? AND json_extract({q}, '$.model') = ?,"
+        f" COUNT(*), SUM(json_extract({r}, '$.usage.prompt_tokens')),"
+        f" SUM(json_extract({r}, '$.usage.completion_tokens')),"
+        f" SUM(json_extract({r}, '$.usage.thinking_tokens')) "
+        "FROM events r JOIN events q ON q.image_id = r.image_id AND q.type = 'request_sent'"
+        f" AND json_extract({q}, '$.request_id') = json_extract({r}, '$.request_id') "
+        f"WHERE r.type = 'response_received' AND json_extract({r}, '$.usage.prompt_tokens') "
+        "IS NOT NULL GROUP BY 1, 2", (backend, model)).fetchall()
+    return [(str(step), bool(match), int(n), float(p or 0), float(a or 0), float(t or 0))
+            for step, match, n, p, a, t in rows]
