@@ -342,7 +342,10 @@ def _runs(facts: list[status_queries.RunFacts], *, live: bool) -> list[RunReport
         status = run.status or (RUNNING if is_live else KILLED)
         end = run.finished_at if run.finished_at is not None else (
             now if is_live else run.last_event_at)
-        tokens = {"prompt": run.prompt_tokens, "answer": run.answer_tokens,
+        answer = run.answer_tokens  # as the summary counts them: thinking apart, never twice
+        if thinking_in_completion(run.backend or ""):
+            answer = max(0, answer - run.thinking_tokens)
+        tokens = {"prompt": run.prompt_tokens, "answer": answer,
                   "thinking": run.thinking_tokens}
         reports.append(RunReport(
             number=run.number, run_id=run.run_id, purpose=run.purpose, model=run.model,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from auto_label.api import RunInfo, Snapshot, StepFigures, Tokens
+from auto_label.estimate import usd as format_usd
 
 
 def duration(seconds: float | None) -> str:
@@ -27,8 +28,8 @@ def number(n: int) -> str:
 
 
 def usd(cost: float) -> str:
-    """$1,234.56 from a dollar up, else four decimals ($0.0123)."""
-    return f"${cost:,.2f}" if cost >= 1 else f"${cost:.4f}"
+    """Dollars as every part of the tool writes them (the budget's messages included)."""
+    return format_usd(cost)
 
 
 def tokens(t: Tokens) -> str:

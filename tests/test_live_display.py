@@ -103,7 +103,7 @@ def test_requests_in_flight_tokens_cost_retries_and_the_wait_come_from_committed
                                                  completion_includes_thinking=True))
     assert snap.cost == pytest.approx((1000 * 2.0 + 100 * 8.0 + 200 * 8.0) / 1e6)
     assert snap.retries == (("rate_limited", 1),)
-    assert snap.waiting == "rate limited (HTTP 429): waiting 59 s (the endpoint's Retry-After)"
+    assert snap.waiting == "rate limited (HTTP 429): waiting 59 s (as the endpoint asked)"
     assert snap.last_error == "rate_limited: HTTP 429: slow down"
     watch.committed([sent("r4", "b")])  # the retry is sent
     assert watch.snapshot().retrying == 0
@@ -142,7 +142,7 @@ def test_plain_lines_are_timestamped_show_the_figures_and_say_why_nothing_moves(
     stalls = [line for line in lines if "nothing finished for 00:00:0" in line]
     assert stalls, lines
     assert "rate limited (HTTP 429): waiting" in stalls[0]
-    assert "(the endpoint's Retry-After)" in stalls[0]
+    assert "(as the endpoint asked)" in stalls[0]
     assert any("last error at " in line and "rate_limited: HTTP 429" in line for line in lines)
     last, final = figures[-1], summary.final
     assert final is not None

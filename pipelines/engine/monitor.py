@@ -210,7 +210,7 @@ class Monitor:
                     if snap.in_flight else "stopping")
         if pause > 0:
             reason = self._asked_wait or "asked to wait"
-            return f"{reason}: waiting {math.ceil(pause)} s (the endpoint's Retry-After)"
+            return f"{reason}: waiting {math.ceil(pause)} s (as the endpoint asked)"
         return ""
 
     def _slowed(self) -> float | None:
