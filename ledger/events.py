@@ -63,6 +63,8 @@ class RunStarted(_Event):
                                         "reprocessing (part of the completions' unique key)")
     pid: int
     host: str
+    cwd: str | None = Field(default=None, description="the directory it ran in: relative paths "
+                                                      "of the spec resolve against it")
 
     @staticmethod
     def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +73,8 @@ class RunStarted(_Event):
 
     @staticmethod
     def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
-        """v3 adds the purpose `replay`; v2's purposes read the same."""
-        return {**raw, "v": 3}
+        """v3 adds the purpose `replay` and the directory the run started in (unknown before)."""
+        return {**raw, "v": 3, "cwd": None}
 
 
 class RunWarning(_Event):

@@ -25,7 +25,14 @@ from auto_label.ledger.events import (
     StepFailed,
     StepSelected,
 )
-from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
+from auto_label.pipelines.contract import (
+    ImageInput,
+    InputNote,
+    Pipeline,
+    Step,
+    StepInput,
+    StepOutput,
+)
 from auto_label.pipelines.engine import planning
 from auto_label.pipelines.engine.alarm import ConventionAlarm
 from auto_label.pipelines.engine.budget import run_budget
@@ -115,7 +122,8 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
     if interrupted and summary.interrupted is None:
         summary.interrupted = status
     summary.requests = executor.requests
-    session.finish(status, {step: dict(counts) for step, counts in summary.counts.items()})
+    session.finish(status, {step: dict(counts) for step, counts in summary.counts.items()},
+                   summary.interrupted if summary.interrupted not in (None, status) else "")
     if run.abort is not None:
         raise run.abort
     return summary
@@ -149,6 +157,11 @@ class _Run:
         """Plan and run every image; True when the run was stopped before the end."""
         self.tracker.begin(len(items))
         self.tracker.warn(warnings, show=MAX_NOTES)
+        problems = [w for w in warnings if not isinstance(w, InputNote)]
+        if problems:  # said once in the ledger, so that `status` knows the run was not whole
+            self.session.writer.put(RunWarning(
+                run_id=self.session.run_id, kind="input",
+                message=f"{len(problems)} input problem(s) skipped, e.g. {problems[0]}"))
         frame = self.backend.frame
         if frame.defaulted:
             key = f"{self.pipeline.name}.vlm.{self.backend.name}"

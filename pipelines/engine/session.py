@@ -65,7 +65,7 @@ class RunSession:
                 run_id=uuid.uuid4().hex, purpose=purpose, pipeline=pipeline, steps=steps, spec=spec,
                 spec_fingerprint=content_hash(spec), tool_version=__version__, backend=backend,
                 model=model, force_reprocess=force, generation=generation, pid=os.getpid(),
-                host=socket.gethostname())
+                host=socket.gethostname(), cwd=os.getcwd())
             ledger.append([started])
             writer = LedgerWriter(ledger.path, on_commit=on_commit)
         except BaseException:
@@ -74,13 +74,16 @@ class RunSession:
             raise
         return cls(ledger, lock, writer, started)
 
-    def finish(self, status: RunStatus, counts: dict[str, dict[str, int]]) -> None:
-        """Commit what is queued, record run_finished, release the ledger and the lock.
+    def finish(self, status: RunStatus, counts: dict[str, dict[str, int]],
+               message: str = "") -> None:
+        """Commit what is queued, record run_finished (with `message`: why it stopped early,
+        e.g. `max_cost`), release the ledger and the lock.
 
         Raises LedgerError when the writer failed (everything committed before stays)."""
         try:
             self.writer.close()
-            self.ledger.append([RunFinished(run_id=self.run_id, status=status, summary=counts)])
+            self.ledger.append([RunFinished(run_id=self.run_id, status=status, summary=counts,
+                                            message=message)])
         finally:
             self.ledger.close()
             self.lock.release()
