@@ -32,6 +32,7 @@ from auto_label.ledger.fold import fold
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.records import project, valid_completions
 from auto_label.pipelines.registry import get_pipeline
+from auto_label.replay import step_number
 
 
 @dataclass(frozen=True)
@@ -69,19 +70,18 @@ class ImageHistory:
 
 def image_history(results_dir: str | Path, image_id: str, *,
                   step: str | None = None) -> ImageHistory:
-    """Every event of `image_id` in `results_dir`'s ledger, in order (only those of one `step`
-    number when given, its seed included). Raises LedgerError when there is no ledger (or no run)
-    there, SpecError for an image the ledger does not know (with the closest ids) or an unknown
-    step."""
+    """Every event of `image_id` in `results_dir`'s ledger, in order (only those of one `step`,
+    by number or name, when given; its seed included). Raises LedgerError when there is no
+    ledger (or no run) there, SpecError for an image the ledger does not know (with the closest
+    ids) or an unknown step."""
     with Ledger.open(results_dir, create=False) as ledger:
         started = ledger.latest("run_started")
         if not isinstance(started, RunStarted):
             raise LedgerError(f"{ledger.path}: no run has been recorded yet")
         pipeline = get_pipeline(started.pipeline)
         names = {s.number: s.name for s in pipeline.steps}
-        if step is not None and step not in names:
-            raise SpecError(f"--step {step}: {pipeline.name} has the steps "
-                            + ", ".join(f"{n} ({name})" for n, name in names.items()))
+        if step is not None:
+            step = step_number(pipeline, step)
         conn = ledger.connection()
         events = list(ledger.events(image_id=image_id))
         if not events:

@@ -52,6 +52,8 @@ class ReplayReport:
     unversioned, skipped) -> images"""
     examples: list[StepReplay] = field(default_factory=list)
     """the first few outcomes worth a look (lost, unversioned, still failing)"""
+    more_examples: int = 0
+    """how many more of those there are than `examples` shows"""
     skip_reasons: Counter[str] = field(default_factory=Counter)
     """why answers were not read again -> (image, step) pairs"""
     records: list[RecordChange] = field(default_factory=list)
@@ -110,14 +112,20 @@ def replay(results_dir: str | Path, *, step: str | None = None, image: str | Non
     return report
 
 
-def _steps(pipeline: Pipeline, number: str | None) -> list[Step]:
-    if number is None:
+def _steps(pipeline: Pipeline, step: str | None) -> list[Step]:
+    if step is None:
         return list(pipeline.steps)
-    known = [s.number for s in pipeline.steps]
-    if number not in known:
-        raise SpecError(f"--step {number}: {pipeline.name} has the steps "
-                        + ", ".join(f"{s.number} ({s.name})" for s in pipeline.steps))
-    return [pipeline.step(number)]
+    return [pipeline.step(step_number(pipeline, step))]
+
+
+def step_number(pipeline: Pipeline, step: str) -> str:
+    """The number of a step given by number (`1`) or by name (`step1_grounding`). Raises
+    SpecError naming the pipeline's steps otherwise."""
+    for candidate in pipeline.steps:
+        if step.strip() in (candidate.number, candidate.name):
+            return candidate.number
+    raise SpecError(f"--step {step}: {pipeline.name} has the steps "
+                    + ", ".join(f"{s.number} ({s.name})" for s in pipeline.steps))
 
 
 def _images(ledger: Ledger, image: str | None) -> list[str]:
@@ -143,9 +151,11 @@ def _replay(ledger: Ledger, pipeline: Pipeline, steps: list[Step], images: list[
         for step in steps:
             result = replay_step(ledger, pipeline, state, step, requests, generations, run_id)
             report.counts.setdefault(step.number, Counter())[result.kind] += 1
-            if result.kind in ("lost", "unversioned", "still_failing") and \
-                    len(report.examples) < MAX_EXAMPLES:
-                report.examples.append(result)
+            if result.kind in ("lost", "unversioned", "still_failing"):
+                if len(report.examples) < MAX_EXAMPLES:
+                    report.examples.append(result)
+                else:
+                    report.more_examples += 1
             if result.kind == "skipped":
                 report.skip_reasons[result.message] += 1
             if result.completion is not None:

@@ -17,7 +17,8 @@ def show(
     results_dir: Annotated[Path, typer.Argument(help="A results_dir with a ledger.db.")],
     image_id: Annotated[str, typer.Argument(help="The image's id, as in annotations.jsonl.")],
     step: Annotated[str | None, typer.Option(
-        "--step", help="Only the events of this step number (and the image's seed).")] = None,
+        "--step", help="Only the events of this step, by number or name (and the image's "
+                       "seed).")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="The events as one JSON object instead of text.")] = False,
 ) -> None:
@@ -41,7 +42,7 @@ def show(
 def replay(
     results_dir: Annotated[Path, typer.Argument(help="A results_dir with a ledger.db.")],
     step: Annotated[str | None, typer.Option(
-        "--step", help="Only this step number.")] = None,
+        "--step", help="Only this step, by number or name.")] = None,
     image: Annotated[str | None, typer.Option("--image", help="Only this image id.")] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Say what would change; record nothing.")] = False,

@@ -80,7 +80,8 @@ def describe(entry: HistoryEntry, steps: dict[str, str]) -> list[str]:
                 *_block("thinks", event.thinking), *_block("answer", event.text)]
     if isinstance(event, AttemptFailed):
         wait = f", retry after {event.retry_after_s:g} s" if event.retry_after_s else ""
-        status = f" (HTTP {event.status_code})" if event.status_code else ""
+        status = f" (HTTP {event.status_code})" if event.status_code and \
+            not event.message.startswith(f"HTTP {event.status_code}") else ""
         return [head + f"attempt {event.attempt} of {event.request_id} failed: "
                 f"{event.kind}{status}{wait}: {event.message}"]
     if isinstance(event, StepCompleted):
@@ -118,7 +119,8 @@ def print_history(console: Console, history: ImageHistory) -> None:
 
 def print_replay(console: Console, report: ReplayReport) -> None:
     verb = "would record" if report.dry_run else "recorded"
-    console.print(f"{report.pipeline}: {report.images} images, their stored answers read again "
+    images = f"{report.images} image{'' if report.images == 1 else 's'}"
+    console.print(f"{report.pipeline}: {images}, their stored answers read again "
                   "(no request sent)", markup=False, highlight=False)
     for number, name in report.steps:
         counts = report.counts.get(number) or Counter()
@@ -130,6 +132,10 @@ def print_replay(console: Console, report: ReplayReport) -> None:
         console.print(f"{example.kind.replace('_', ' ')}: {example.image_id} step "
                       f"{example.step.number} ({example.step.name}): {example.message}",
                       markup=False, highlight=False, soft_wrap=True)
+    if report.more_examples:
+        console.print(f"... and {report.more_examples} more like these (`auto_label status "
+                      f"{report.results_dir} --failed` lists the failed ones)", markup=False,
+                      highlight=False, soft_wrap=True)
     for reason, count in report.skip_reasons.most_common():
         console.print(f"not read again ({count}): {reason}", markup=False, highlight=False)
     changes = f"; {len(report.records)} record(s) change:" if report.records else \

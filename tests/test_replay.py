@@ -211,6 +211,10 @@ def test_show_lists_every_event_and_marks_what_the_record_uses(tmp_path, sim):
     assert shown["events"][0]["type"] == "image_seeded"
     assert shown["record"]["image_id"] == image_id
 
+    by_name = runner.invoke(app, ["show", str(out), image_id, "--step", "step1_grounding",
+                                  "--json"])
+    assert json.loads(by_name.output)["events"] == shown["events"]
+
     unknown = runner.invoke(app, ["show", str(out), image_id[:-1] + "x"])
     assert unknown.exit_code == 2
     assert "did you mean" in unknown.output and image_id in unknown.output
@@ -272,3 +276,16 @@ def test_parser_version_one_keeps_every_fingerprint_and_later_versions_change_it
     assert completion_fingerprint(asked, 1) == asked  # ledgers from before versions: unchanged
     assert completion_fingerprint(asked, 2) != asked
     assert completion_fingerprint(asked, 2) != completion_fingerprint(asked, 3)
+
+
+def test_a_failed_attempt_names_its_http_status_once():
+    from auto_label.cli.audit_view import describe
+    from auto_label.history import AttemptFailed, HistoryEntry
+
+    def line(message: str) -> str:
+        event = AttemptFailed(request_id="r-1", image_id="a", step="0", attempt=1,
+                              kind="server_error", message=message, status_code=500)
+        return describe(HistoryEntry(7, 1, event, False), {"0": "step0"})[0]
+
+    assert line("HTTP 500: An internal error").count("HTTP 500") == 1
+    assert "(HTTP 500)" in line("the server failed")
