@@ -181,7 +181,8 @@ def test_reasoning_cut_at_the_token_limit_fails_naming_the_limit(tmp_path, make_
     sim = make_sim(answer_style="reasoning_cut")
     summary = generate(spec(tmp_path, sim.openai_base_url))
     assert summary.failures == {"truncated": 2}
-    assert all("vlm.openai.max_tokens = 4096" in e and "raise vlm.openai.max_tokens" in e
+    key = "image_grounding.vlm.openai.max_tokens"  # the whole key, as an override takes it
+    assert all(f"{key} = 4096" in e and f"raise {key}" in e
                for e in summary.examples)
     with Ledger.open(tmp_path / "out", create=False) as ledger:
         responses = [e for _, e in ledger.events(["response_received"])]

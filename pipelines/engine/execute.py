@@ -94,7 +94,8 @@ class _Tries:
 class StepExecutor:
     def __init__(self, backend: Backend, writer: LedgerWriter, retry: RetryConfig,
                  stop: threading.Event, *, run_id: str, generation: int,
-                 pacer: Pacer | None = None, budget: Budget | None = None) -> None:
+                 pacer: Pacer | None = None, budget: Budget | None = None,
+                 spec_block: str = "") -> None:
         self.backend = backend
         self.writer = writer
         self.retry = retry
@@ -104,6 +105,10 @@ class StepExecutor:
         self.pacer = pacer
         self.budget = budget
         """`workflow.max_cost`: no request starts once it is spent"""
+        self.spec_block = spec_block
+        """the pipeline's block of the spec, to name spec keys in messages"""
+        key, limit = backend.token_limit
+        self.token_limit = (f"{spec_block}.{key}" if spec_block else key, limit)
         self.parameters = backend.describe()
         self.breaker = Breaker(retry.endpoint_failures, backend.endpoint)
         self.requests = 0
@@ -141,7 +146,7 @@ class StepExecutor:
             return None
         sent = answers[0].request
         ctx = replace(job.ctx, sent_size=(sent.sent_width, sent.sent_height))
-        found = reread(job.step, ctx, answers)
+        found = reread(job.step, ctx, answers, self.spec_block)
         if found is None or not isinstance(found.result, Answer):
             return None
         with self._count_lock:
@@ -172,7 +177,7 @@ class StepExecutor:
             return self._backend_error(job, exc, request_id, number, started)
         self.breaker.answered()
         self._feedback(False)
-        answer = read_answer(job.step, job.ctx, response, self.backend.token_limit)
+        answer = read_answer(job.step, job.ctx, response, self.token_limit)
         received = self._received(job, request_id, number, response, time.monotonic() - started,
                                   answer.answer_in if isinstance(answer, Answer) else "content")
         if isinstance(answer, Unusable):

@@ -128,7 +128,8 @@ def replay_step(ledger: Ledger, pipeline: Pipeline, state: ImageState, step: Ste
                     convention=cast(Convention, convention),
                     sent_size=(request.sent_width, request.sent_height),
                     original_size=(seed.width, seed.height))
-    found = reread(step, ctx, stored_answers(ledger, image_id, step.number, request.fingerprint))
+    found = reread(step, ctx, stored_answers(ledger, image_id, step.number, request.fingerprint),
+                   pipeline.name)
     if found is None:
         return outcome("skipped", "no answer is stored for its request (blocked answers are "
                                   "not re-read)")

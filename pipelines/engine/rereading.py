@@ -46,13 +46,15 @@ def as_response(stored: ResponseReceived) -> VLMResponse:
         response_id=stored.response_id, thinking=stored.thinking)
 
 
-def token_limit(request: RequestSent) -> tuple[str, int]:
-    """(the spec's name of the token limit, its value) as the request was sent, for messages."""
+def token_limit(request: RequestSent, block: str = "") -> tuple[str, int]:
+    """(the spec key of the token limit, e.g. image_grounding.vlm.openai.max_tokens, and its
+    value) as the request was sent, for messages; `block` is the pipeline's spec block."""
+    prefix = f"{block}.vlm.{request.backend}." if block else ""
     for key in TOKEN_LIMIT_KEYS:
         value = request.parameters.get(key)
         if isinstance(value, int):
-            return key, value
-    return "max_tokens", 0
+            return prefix + key, value
+    return prefix + "max_tokens", 0
 
 
 def stored_answers(ledger: Ledger, image_id: str, step: str,
@@ -68,12 +70,15 @@ def stored_answers(ledger: Ledger, image_id: str, step: str,
     return found
 
 
-def reread(step: Step, ctx: StepInput, answers: Sequence[StoredAnswer]) -> Reread | None:
+def reread(step: Step, ctx: StepInput, answers: Sequence[StoredAnswer],
+           block: str = "") -> Reread | None:
     """The newest of `answers` that today's parser reads; else how the newest fails; None when
-    there is none. Pure but for `ctx.observe` (the convention alarm sees the boxes)."""
+    there is none. Pure but for `ctx.observe` (the convention alarm sees the boxes). `block`:
+    the pipeline's spec block, to name spec keys in messages."""
     first: Reread | None = None
     for stored in answers:
-        result = read_answer(step, ctx, as_response(stored.response), token_limit(stored.request))
+        result = read_answer(step, ctx, as_response(stored.response),
+                             token_limit(stored.request, block))
         if isinstance(result, Answer):
             return Reread(stored, result)
         first = first or Reread(stored, result)

@@ -109,7 +109,7 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
                             key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
                                 run_id=session.run_id, generation=session.generation,
-                                pacer=pacer, budget=budget)
+                                pacer=pacer, budget=budget, spec_block=pipeline.name)
         run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop,
                    options.ingest)
         interrupted = run.work(items, inputs.warnings)
