@@ -174,5 +174,7 @@ def test_the_api_key_appears_in_nothing_a_run_writes_or_prints(tmp_path, make_si
                           capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error: the endpoint rejected the API key")
+    assert sim.openai_base_url in done.stderr and "api_key" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
     assert SIM_KEY not in done.stdout + done.stderr
     assert sum(1 for r in sim.requests() if r.status == 401) <= 4  # stopped, not every image

@@ -29,7 +29,10 @@ RESUME = "nothing was recorded as failed; rerun to resume"
 def aborting(error: BackendError, endpoint: str) -> RunAborted:
     """The error that stops the run for a backend error that `stops_run`."""
     if isinstance(error, AuthFailed):
-        return AuthRejected(f"the endpoint rejected the API key ({error})")
+        return AuthRejected(f"the endpoint rejected the API key ({error}) at {endpoint}: check "
+                            "the spec's vlm.<backend>.api_key, or the OPENAI_API_KEY / "
+                            "GOOGLE_API_KEY it falls back to, and that the key is for this "
+                            "endpoint")
     if isinstance(error, DailyQuotaExhausted):
         return QuotaExhausted(str(error))
     if isinstance(error, TRANSPORT_KINDS):
