@@ -16,6 +16,7 @@ the run's price (the spec's, else the table's), or unknown.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -110,13 +111,18 @@ class DryRun:
     images: int
     """input images the run would take (after --retry-failed)"""
     unseeded: int
-    """of them, not seeded yet (new, or their file changed): planned without reading them"""
+    """of them, not seeded yet (new, or their content changed): planned without reading them"""
     steps: list[StepPlan]
     price: Price | None
     max_cost: float | None = None
     ledger: bool = True
     """False: no ledger in results_dir yet (everything is new)"""
     notes: list[str] = field(default_factory=list)
+    input_images: int = 0
+    """images the input lists (`images` is fewer with --retry-failed)"""
+    rehashed: int = 0
+    """of `images`, files whose path, size or time changed, read to find their content is the
+    same as seeded (the run reuses their answers)"""
 
     @property
     def requests(self) -> int:
@@ -156,6 +162,7 @@ def dry_run(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         settings = Settings(pipeline, frozenset(workflow.steps), workflow.force_reprocess,
                             backend.describe())
         items = pipeline.read_inputs(block.data).items
+        listed = len(items)
         planner = _Planner(settings, backend, block.data.ingest_settings().key)
         found = (spec.results_dir / LEDGER_FILE).exists()
         if found:
@@ -180,7 +187,8 @@ def dry_run(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                      ".price)")
     return DryRun(pipeline.name, backend.name, backend.model, backend.endpoint,
                   spec.results_dir, len(items), planner.unseeded, steps, price,
-                  workflow.max_cost, found, notes)
+                  workflow.max_cost, found, notes, input_images=listed,
+                  rehashed=planner.rehashed)
 
 
 def _keyed(vlm: VLMConfigBase) -> VLMConfigBase:
@@ -216,6 +224,7 @@ class _Planner:
         self.ingest = ingest
         self.steps = {s.number: _Counts(s) for s in settings.selected_steps}
         self.unseeded = 0
+        self.rehashed = 0
         self.ledger: Ledger | None = None
         self.rows: dict[str, queries.ImageRow] = {}
         self.failed: set[tuple[str, str, str]] = set()
@@ -241,6 +250,11 @@ class _Planner:
         progress = Progress()
         if row is not None and planning.unchanged(row, item, stat, self.ingest):
             assert row.image_key is not None
+            facts, size = ImageFacts(item, row.image_key), (row.width, row.height)
+        elif row is not None and row.image_key is not None and row.ingest == self.ingest and \
+                _same_content(item.path, row.sha256):
+            # moved, touched or relisted, same bytes: the run will seed it to the same key
+            self.rehashed += 1
             facts, size = ImageFacts(item, row.image_key), (row.width, row.height)
         else:  # seeded by the run first: nothing under its fingerprints is known yet
             self.unseeded += 1
@@ -344,3 +358,15 @@ def _token_means(conn: sqlite3.Connection, backend: str, model: str) -> dict[str
 
 
 __all__ = ["DEFAULT_TOKENS", "DryRun", "StepPlan", "TokenMeans", "dry_run", "usd"]
+
+
+def _same_content(path: Path, sha256: str) -> bool:
+    """Whether the file holds the bytes with this sha256 (read in chunks; False if unreadable)."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == sha256

@@ -37,9 +37,13 @@ def print_dry_run(console: Console, report: DryRun) -> None:
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True)
 
+    images = f"{report.images:,} input images" if report.images == report.input_images else \
+        f"{report.images:,} of the {report.input_images:,} input images (--retry-failed)"
+    moved = f", {report.rehashed:,} moved or touched (read: same content)" \
+        if report.rehashed else ""
     say(f"dry run (no request sent, nothing written): {report.pipeline}, {report.backend} "
-        f"{report.model} at {report.endpoint}; {report.images:,} input images, "
-        f"{report.unseeded:,} of them not seeded yet; results_dir {report.results_dir}"
+        f"{report.model} at {report.endpoint}; {images}, {report.unseeded:,} of them not seeded "
+        f"yet{moved}; results_dir {report.results_dir}"
         + ("" if report.ledger else " (no ledger yet: everything is new)"))
     known = report.price is not None
     for plan in report.steps:

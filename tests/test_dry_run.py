@@ -215,3 +215,40 @@ def test_a_results_dir_that_holds_no_ledger_but_a_file_is_one_line(tmp_path, sim
     result = CliRunner().invoke(app, ["generate", "-e", str(path), "--dry-run"])
     assert result.exit_code == 2
     assert "ledger.db" in result.output and "Traceback" not in result.output
+
+
+def test_a_moved_dataset_is_known_by_its_content(tmp_path, sim):
+    """The same images under another folder: the run seeds them again to the same content and
+    reuses every answer; the dry run reads them to know it (and names how many it read)."""
+    import shutil
+
+    data = write_grounding_dataset(tmp_path / "data", 5, seed=39)
+    out = tmp_path / "out"
+    assert generate(grounding_spec(out, data.root, sim.openai_base_url)).complete
+    moved = tmp_path / "moved"
+    shutil.copytree(data.root, moved)
+    spec = grounding_spec(out, moved, sim.openai_base_url)
+    report = dry_run(spec)
+    assert report.rehashed == 5 and report.unseeded == 0
+    assert report.requests == 0
+    before = len(asked(sim))
+    assert generate(spec).complete
+    assert len(asked(sim)) == before
+
+
+def test_retry_failed_names_how_many_of_the_input_it_takes(tmp_path, sim):
+    data = write_grounding_dataset(tmp_path / "data", 4, seed=40)
+    spec_args = ("image_grounding.workflow.retries.max_attempts=1",
+                 "image_grounding.workflow.retries.parse_retries=0")
+    sim.script(["malformed"], task="grounding.extract")
+    out = tmp_path / "out"
+    generate(grounding_spec(out, data.root, sim.openai_base_url,
+                            "image_grounding.workflow.max_workers=1", *spec_args))
+    report = dry_run(grounding_spec(out, data.root, sim.openai_base_url), retry_failed=True)
+    assert (report.images, report.input_images) == (1, 4)
+    overrides = grounding_overrides(out, data.root, sim.openai_base_url)
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("autolabel_type: image_grounding\n")
+    shown = CliRunner().invoke(app, ["generate", "-e", str(spec_file), "--dry-run",
+                                     "--retry-failed", *overrides])
+    assert "1 of the 4 input images (--retry-failed)" in shown.output, shown.output
