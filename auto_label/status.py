@@ -28,43 +28,10 @@ from auto_label.ledger.lock import lock_holder
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.contract import Pipeline
 from auto_label.pipelines.registry import get_pipeline
+from auto_label.status_steps import InputSize, StepStatus, read_input, step_names, step_statuses
 
 RUNNING = "running"
 KILLED = "killed (or crashed)"
-
-
-@dataclass(frozen=True)
-class InputSize:
-    """The input the latest generate run's spec names, read again now."""
-
-    images: int | None
-    """images it lists (None: it cannot be read now; `problem` says why)"""
-    seeded: int | None
-    """of them, images the ledger has seeded"""
-    skipped: int = 0
-    """problems the reader skipped (an image without labels, a malformed row...)"""
-    problem: str | None = None
-    """why the input cannot be read now (one line), else None"""
-
-
-@dataclass(frozen=True)
-class StepStatus:
-    """One step of the pipeline: how many images have got how far."""
-
-    number: str
-    name: str
-    """as `generate` names it, e.g. step0_expression_extraction"""
-    selected: bool
-    """among the steps of the latest generate run"""
-    done: int
-    """images whose record holds a completion of this step"""
-    nothing_found: int
-    """of `done`, the completions that found nothing (an explicit empty answer)"""
-    failed: int
-    """images whose latest attempt at this step failed"""
-    pending: int | None
-    """images of the input with neither a completion nor a failure of this step (None: the
-    input cannot be read)"""
 
 
 @dataclass(frozen=True)
@@ -103,7 +70,7 @@ class RunReport:
     number: int
     run_id: str
     purpose: str
-    """generate, or probe"""
+    """generate, probe or replay"""
     model: str | None
     started_at: float
     finished_at: float | None
@@ -111,6 +78,9 @@ class RunReport:
     """to its end; for a live run to now, for a killed one to its last event"""
     status: str
     """completed, interrupted, aborted, running, or killed (or crashed)"""
+    stopped_by: str | None
+    """why an interrupted run stopped, when it recorded why: `max_cost` (its budget), else None
+    (Ctrl-C, a signal)"""
     requests: int
     tokens: dict[str, int]
     """prompt, answer, thinking"""
@@ -121,6 +91,18 @@ class RunReport:
     """images first seeded by this run"""
     failed_images: int
     """images with a step that failed in this run"""
+    input_problems: int = 0
+    """input problems the run skipped (an image without a label file...): its `input` warning"""
+
+    @property
+    def phrase(self) -> str:
+        """The run's status for people: `stopped by max_cost` for a run its budget stopped,
+        `completed, N failed, M input problems`; `(probe)`, `(replay)` after other purposes."""
+        said = (f"stopped by {self.stopped_by}"
+                if self.status == "interrupted" and self.stopped_by else self.status)
+        if self.status == "completed":
+            said = ", ".join([said, *_afflictions(self.failed_images, self.input_problems)])
+        return said if self.purpose == "generate" else f"{said} ({self.purpose})"
 
 
 @dataclass
@@ -129,17 +111,25 @@ class LedgerStatus:
     stable for scripts (times are unix seconds, costs US dollars, null where unknown):
 
     - `ledger` (path), `pipeline` (of the latest generate run, or null), `state`: the latest
-      run as one phrase (`completed`, `completed with N failed`, `interrupted`, `aborted`,
-      `running`, `killed (or crashed)`), null before any run;
+      generate run (probe and replay runs are left out of it) as one phrase: `completed`,
+      `completed with N failed` (N: image steps whose latest outcome is a failure now, whichever
+      run made it), `completed with M input problems` (input problems the run skipped), both
+      (`completed with N failed and M input problems`), `interrupted` (Ctrl-C),
+      `stopped by max_cost` (its budget: the run's status is `interrupted`, its `stopped_by`
+      says why), `aborted`, `killed (or crashed)`; `running` whenever a run holds the lock;
+      null before any generate run;
     - `input`: {`images`, `seeded`, `skipped`, `problem`} (see `InputSize`); `images_seeded`;
-    - `steps`: [{`number`, `name`, `selected`, `done`, `nothing_found`, `failed`, `pending`}]
-      in the pipeline's order (see `StepStatus`);
+    - `steps`: [{`number`, `name`, `selected`, `done`, `nothing_found`, `failed`, `blocked`,
+      `blocked_by` ({failed step: images}), `pending`}] in the pipeline's order (see
+      `StepStatus`: an image of the input counts in one of done, failed, blocked, pending);
     - `live`: {`pid`, `host`, `since`, `last_progress`} while a run holds the lock, else null;
     - `failed`: [{`image_id`, `step`, `step_name`, `kind`, `reason`, `at`, `source`}];
       `failures_by_kind`: {kind: images};
     - `runs`: [{`number`, `run_id`, `purpose`, `model`, `started_at`, `finished_at`,
-      `duration_s`, `status`, `requests`, `tokens`: {`prompt`, `answer`, `thinking`},
-      `cost_usd`, `new_images`, `failed_images`}] oldest first (see `RunReport`);
+      `duration_s`, `status`, `stopped_by`, `requests`, `tokens`: {`prompt`, `answer`,
+      `thinking`}, `cost_usd`, `new_images`, `failed_images`, `input_problems`}] oldest first
+      (see `RunReport`; `status` is one of completed, interrupted, aborted, running, killed (or
+      crashed); `stopped_by` is `max_cost` for a run its budget stopped, else null);
     - `requests`, `attempt_failures` ({kind: failed attempts, retried or not}), `tokens`,
       `cost_usd` (all runs; null if a run that spent tokens has no known price);
     - `warnings` (what runs warned about), `problems` (with `--check`: the integrity
@@ -149,7 +139,7 @@ class LedgerStatus:
     path: Path
     pipeline: str | None
     last_run: str | None
-    """the latest run's state, as `state` above"""
+    """the latest generate run's state, as `state` above"""
     images: int
     """images seeded"""
     input: InputSize = field(default_factory=lambda: InputSize(None, None))
@@ -220,22 +210,24 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
         conn = ledger.connection()
         started = _latest_generate(ledger)
         pipeline = _pipeline(started)
-        input_ids, size = _read_input(started, pipeline)
+        input_ids, size = read_input(started, pipeline)
         seeded = status_queries.seeded_ids(conn)
         if input_ids is not None:
             size = InputSize(len(input_ids), len(input_ids & seeded), size.skipped)
         outcomes = status_queries.latest_outcomes(conn)
         status = LedgerStatus(path=ledger.path, pipeline=started.pipeline if started else None,
                               last_run=None, images=len(seeded), input=size)
-        status.steps = _steps(pipeline, started, outcomes, status_queries.current_per_step(conn),
-                              queries.nothing_found_per_step(conn), input_ids)
+        status.steps = step_statuses(pipeline, started, outcomes,
+                                     status_queries.current_per_step(conn),
+                                     queries.nothing_found_per_step(conn), input_ids)
         status.failed_images = _failed(conn, pipeline, outcomes)
         status.failures = Counter(f.kind for f in status.failed_images)
         if holder is not None:
             status.live = LiveRun(holder.pid, holder.host, holder.since,
                                   status_queries.newest_event_at(conn))
         status.history = _runs(status_queries.run_facts(conn), live=holder is not None)
-        status.last_run = _state(status.history, live=holder is not None)
+        status.last_run = _state(status.history, len(status.failed_images),
+                                 live=holder is not None)
         status.requests = ledger.count("request_sent")
         status.attempt_failures = queries.attempt_failures(conn)
         status.tokens = queries.token_totals(conn)
@@ -269,52 +261,6 @@ def _pipeline(started: RunStarted | None) -> Pipeline | None:
         return None
 
 
-def _read_input(started: RunStarted | None,
-                pipeline: Pipeline | None) -> tuple[set[str] | None, InputSize]:
-    """The image ids of the input the run's spec names, read again now, or why not."""
-    if started is None:
-        return None, InputSize(None, None, problem="no generate run has been recorded yet")
-    if pipeline is None:
-        return None, InputSize(None, None, problem=f"unknown pipeline {started.pipeline!r}")
-    block = started.spec.get(pipeline.name)
-    try:
-        data = pipeline.data.model_validate((block or {}).get("data") or {})
-        inputs = pipeline.read_inputs(data)
-    except ValidationError as exc:
-        error = exc.errors(include_input=False, include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"])
-        problem = f"the run's {pipeline.name}.data no longer validates ({where}: {error['msg']})"
-        return None, InputSize(None, None, problem=problem)
-    except (AutoLabelError, OSError, ValueError) as exc:
-        line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        return None, InputSize(None, None, problem=line)
-    return {item.image_id for item in inputs.items}, InputSize(None, None, len(inputs.warnings))
-
-
-def _step_names(pipeline: Pipeline | None) -> dict[str, str]:
-    return {s.number: s.name for s in pipeline.steps} if pipeline is not None else {}
-
-
-def _steps(pipeline: Pipeline | None, started: RunStarted | None,
-           outcomes: list[status_queries.LatestOutcome], current: dict[str, set[str]],
-           nothing_found: dict[str, int], input_ids: set[str] | None) -> list[StepStatus]:
-    names = _step_names(pipeline)
-    failed: dict[str, set[str]] = {}
-    for outcome in outcomes:
-        if outcome.failed:
-            failed.setdefault(outcome.step, set()).add(outcome.image_id)
-    numbers = list(names) + sorted((set(current) | set(failed)) - set(names))
-    selected = set(started.steps) if started is not None else set()
-    steps = []
-    for number in numbers:
-        done, bad = current.get(number, set()), failed.get(number, set())
-        steps.append(StepStatus(
-            number=number, name=names.get(number, number), selected=number in selected,
-            done=len(done), nothing_found=nothing_found.get(number, 0), failed=len(bad),
-            pending=len(input_ids - done - bad) if input_ids is not None else None))
-    return steps
-
-
 def _reason(outcome: status_queries.LatestOutcome) -> str:
     """The failure's message on one line, without the `<image> step N (<name>): ` the engine
     puts in front (the listing shows both)."""
@@ -327,7 +273,7 @@ def _reason(outcome: status_queries.LatestOutcome) -> str:
 
 def _failed(conn: sqlite3.Connection, pipeline: Pipeline | None,
             outcomes: list[status_queries.LatestOutcome]) -> list[FailedImage]:
-    names = _step_names(pipeline)
+    names = step_names(pipeline)
     failures = [o for o in outcomes if o.failed]
     where = status_queries.sources(conn, {o.image_id for o in failures})
     return [FailedImage(o.image_id, o.step, names.get(o.step, o.step), o.kind or "unknown",
@@ -352,7 +298,8 @@ def _runs(facts: list[status_queries.RunFacts], *, live: bool) -> list[RunReport
             started_at=run.started_at, finished_at=run.finished_at,
             duration_s=max(0.0, end - run.started_at), status=status, requests=run.requests,
             tokens=tokens, cost_usd=_cost(run), new_images=run.new_images,
-            failed_images=run.failed_images))
+            failed_images=run.failed_images, stopped_by=run.stopped_by,
+            input_problems=_input_problems(run.input_warning)))
     return reports
 
 
@@ -374,14 +321,33 @@ def _cost(run: status_queries.RunFacts) -> float | None:
                       completion_includes_thinking=thinking_in_completion(run.backend or ""))
 
 
-def _state(history: list[RunReport], *, live: bool) -> str | None:
-    """The latest run as one phrase; `running` whenever the lock is held (a run that is just
-    starting has not recorded itself yet)."""
+def _input_problems(warning: str | None) -> int:
+    """How many input problems a run's `input` warning says it skipped (`N input problem(s)
+    skipped, e.g. ...`, as `pipelines.engine.runner` writes it); 0 without one."""
+    if warning is None:
+        return 0
+    said = re.match(r"\s*(\d+) input problem", warning)
+    return max(1, int(said.group(1))) if said else 1
+
+
+def _afflictions(failed: int, input_problems: int) -> list[str]:
+    plural = "" if input_problems == 1 else "s"
+    return ([f"{failed:,} failed"] if failed else []) + (
+        [f"{input_problems:,} input problem{plural}"] if input_problems else [])
+
+
+def _state(history: list[RunReport], failed_now: int, *, live: bool) -> str | None:
+    """The latest generate run as one phrase (`LedgerStatus`'s `state`), with `failed_now`
+    image steps whose latest outcome is a failure; `running` whenever the lock is held (a run
+    that is just starting has not recorded itself yet)."""
     if live:
         return RUNNING
-    if not history:
+    last = next((run for run in reversed(history) if run.purpose == "generate"), None)
+    if last is None:
         return None
-    last = history[-1]
-    if last.status == "completed" and last.failed_images:
-        return f"completed with {last.failed_images} failed"
+    if last.status == "interrupted" and last.stopped_by:
+        return f"stopped by {last.stopped_by}"
+    said = _afflictions(failed_now, last.input_problems)
+    if last.status == "completed" and said:
+        return f"completed with {' and '.join(said)}"
     return last.status

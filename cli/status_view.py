@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from auto_label.estimate import usd
 from auto_label.status import FailedImage, LedgerStatus, LiveRun, RunReport
 
 SHOWN_KINDS = 5
@@ -27,12 +28,13 @@ def clock(at: float | None) -> str:
 
 
 def dollars(cost: float | None) -> str:
-    return "-" if cost is None else f"${cost:,.4f}" if cost < 1 else f"${cost:,.2f}"
+    """US dollars as the whole tool writes them (`estimate.usd`), `-` when unknown."""
+    return "-" if cost is None else usd(cost)
 
 
 def print_status(console: Console, report: LedgerStatus, *, list_failed: bool = False) -> None:
     """The report, readable; `list_failed` lists every failed image with its reason."""
-    console.print(f"{report.path}: {report.pipeline or 'no run yet'}, {report.runs} run(s), "
+    console.print(f"{report.path}: {report.pipeline or 'no run yet'}, {report.runs:,} run(s), "
                   f"last {report.last_run or '-'}", markup=False)
     if report.live is not None:
         console.print(_live(report.live), markup=False)
@@ -41,13 +43,14 @@ def print_status(console: Console, report: LedgerStatus, *, list_failed: bool = 
         console.print(f"[bold yellow]WARNING[/] {escape(warning)}")
     if report.steps:
         console.print(_steps_table(report))
+        _print_blocked(console, report)
     _print_failures(console, report, list_failed)
-    retried = ", ".join(f"{k} {n}" for k, n in report.attempt_failures.most_common())
-    console.print(f"requests sent: {report.requests}" + (f" (failed attempts: {retried})"
-                                                          if retried else ""))
+    retried = ", ".join(f"{k} {n:,}" for k, n in report.attempt_failures.most_common())
+    console.print(f"requests sent: {report.requests:,}" + (f" (failed attempts: {retried})"
+                                                            if retried else ""), markup=False)
     tokens = report.tokens
-    console.print(f"tokens: {tokens['prompt']} prompt, {tokens['answer']} answer, "
-                  f"{tokens['thinking']} thinking; cost {dollars(report.cost_usd)}",
+    console.print(f"tokens: {tokens['prompt']:,} prompt, {tokens['answer']:,} answer, "
+                  f"{tokens['thinking']:,} thinking; cost {dollars(report.cost_usd)}",
                   markup=False)
     if report.history:
         _print_runs(console, report.history)
@@ -73,27 +76,42 @@ def _print_input(console: Console, report: LedgerStatus) -> None:
     size = report.input
     if size.images is None:
         console.print(f"input: cannot be read now ({size.problem}); images seeded: "
-                      f"{report.images}", markup=False)
+                      f"{report.images:,}", markup=False)
         return
-    skipped = f", {size.skipped} skipped by the reader" if size.skipped else ""
-    console.print(f"input: {size.images} images, {size.seeded} of them seeded{skipped} "
-                  f"(images seeded in all: {report.images})", markup=False)
+    skipped = f", {size.skipped:,} skipped by the reader" if size.skipped else ""
+    console.print(f"input: {size.images:,} images, {size.seeded or 0:,} of them seeded{skipped} "
+                  f"(images seeded in all: {report.images:,})", markup=False)
 
 
 def _steps_table(report: LedgerStatus) -> Table:
+    """done / of them nothing found / failed / (blocked, when a step is) / pending per step; on
+    a narrow screen the nothing-found header wraps rather than the step names being cut."""
     tag = any(step.selected for step in report.steps)
     unselected = tag and not all(step.selected for step in report.steps)
+    blocked = any(step.blocked for step in report.steps)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left",
                   caption="* not among the latest run's steps" if unselected else None,
                   caption_justify="left")
     table.add_column("step", no_wrap=True)
-    for column in ("done", "of them nothing found", "failed", "pending"):
-        table.add_column(column, justify="right", no_wrap=True)
+    for column in ("done", "of them nothing found", "failed", *(["blocked"] if blocked else []),
+                   "pending"):
+        table.add_column(column, justify="right", no_wrap=column != "of them nothing found")
     for step in report.steps:
         name = f"{step.name} *" if tag and not step.selected else step.name
-        table.add_row(escape(name), str(step.done), str(step.nothing_found), str(step.failed),
-                      "-" if step.pending is None else str(step.pending))
+        cells = [f"{step.done:,}", f"{step.nothing_found:,}", f"{step.failed:,}",
+                 *([f"{step.blocked:,}"] if blocked else []),
+                 "-" if step.pending is None else f"{step.pending:,}"]
+        table.add_row(escape(name), *cells)
     return table
+
+
+def _print_blocked(console: Console, report: LedgerStatus) -> None:
+    """Why the blocked images cannot run, per step, as `generate` says when it skips them."""
+    for step in report.steps:
+        if step.blocked:
+            needs = " or ".join(step.blocked_by)
+            console.print(f"blocked: {step.name} {step.blocked:,} (needs step {needs}, which "
+                          "failed)", markup=False, highlight=False)
 
 
 def _print_failures(console: Console, report: LedgerStatus, list_failed: bool) -> None:
@@ -101,11 +119,11 @@ def _print_failures(console: Console, report: LedgerStatus, list_failed: bool) -
     if not failed:
         return
     images = len({f.image_id for f in failed})
-    kinds = ", ".join(f"{kind} {n}" for kind, n in report.failures.most_common(SHOWN_KINDS))
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in report.failures.most_common(SHOWN_KINDS))
     more = len(report.failures) - SHOWN_KINDS
     kinds += f" and {more} more kinds" if more > 0 else ""
     hint = "" if list_failed else "; `--failed` lists them"
-    console.print(f"[red]failed:[/] {images} image(s), {len(failed)} step(s): "
+    console.print(f"[red]failed:[/] {images:,} image(s), {len(failed):,} step(s): "
                   f"{escape(kinds)}{hint}", highlight=False)
     if list_failed:
         for failure in failed:
@@ -119,12 +137,11 @@ def _failure_line(failure: FailedImage) -> str:
 
 def _print_runs(console: Console, history: list[RunReport]) -> None:
     console.print("runs:")
+    width = max(21, *(len(run.phrase) for run in history))
     for run in history:
-        status = run.status if run.purpose == "generate" else f"{run.status} ({run.purpose})"
-        if run.status == "completed" and run.failed_images:
-            status = f"completed, {run.failed_images} failed"
         console.print(
-            f"  {run.number:>3}  {clock(run.started_at)}  {hms(run.duration_s)}  {status:<21} "
-            f"{run.requests:>6} requests  {sum(run.tokens.values()):>10,} tokens  "
-            f"cost {dollars(run.cost_usd):>9}  {run.new_images:>6} new images",
+            f"  {run.number:>3}  {clock(run.started_at)}  {hms(run.duration_s)}  "
+            f"{run.phrase:<{width}} {run.requests:>6,} requests  "
+            f"{sum(run.tokens.values()):>10,} tokens  cost {dollars(run.cost_usd):>9}  "
+            f"{run.new_images:>6,} new images",
             markup=False, highlight=False)

@@ -1,5 +1,6 @@
-"""The read-only SQL behind `auto_label status`: runs with what each one spent and added, the
-latest outcome of every (image, step) with its reason, where each image was listed.
+"""The read-only SQL behind `auto_label status`: runs with what each one spent and added, why
+it stopped early and the input problems it skipped, the latest outcome of every (image, step)
+with its reason, where each image was listed.
 
 Functions of a connection returning plain rows, like `queries`; as there, a damaged event body
 reads as NULL (`_BODY`) rather than failing, so that `status` works on a ledger that
@@ -26,8 +27,10 @@ class RunFacts:
     finished_at: float | None
     status: str | None
     """completed, interrupted, aborted; None: no run_finished (live, killed or crashed)"""
+    stopped_by: str | None
+    """why the run stopped early, as its run_finished says (`max_cost`), else None"""
     purpose: str
-    """generate, or probe"""
+    """generate, probe or replay"""
     backend: str | None
     model: str | None
     spec: str | None
@@ -42,6 +45,9 @@ class RunFacts:
     """images first seeded by this run"""
     failed_images: int
     """distinct images with a step_failed event in this run"""
+    input_warning: str | None = None
+    """the message of the run's `input` warning (`N input problem(s) skipped, e.g. ...`: the
+    input problems it skipped), else None"""
 
 
 @dataclass(frozen=True)
@@ -86,24 +92,36 @@ def run_facts(conn: sqlite3.Connection) -> list[RunFacts]:
                          "  GROUP BY image_id) f ON f.seq = e.seq GROUP BY e.run_id")
     failed = _per_run(conn, "SELECT run_id, COUNT(DISTINCT image_id) FROM events "
                             "WHERE type = 'step_failed' GROUP BY run_id")
+    stopped = _per_run(conn, f"SELECT run_id, json_extract({_BODY}, '$.message') FROM events "
+                             "WHERE type = 'run_finished'")
+    # the first input warning of each run (SQLite takes a bare column from the MIN(seq) row)
+    inputs = _per_run(conn, f"SELECT run_id, json_extract({_BODY}, '$.message'), MIN(seq) "
+                            f"FROM events WHERE type = 'run_warning' AND "
+                            f"json_extract({_BODY}, '$.kind') = 'input' GROUP BY run_id")
     facts = []
     for run_id, number, started_at, finished_at, status, purpose, backend, model, spec in started:
         prompt, answer, thinking = tokens.get(run_id, (0, 0, 0))
         facts.append(RunFacts(
             run_id=run_id, number=int(number), started_at=float(started_at),
-            finished_at=finished_at, status=status, purpose=str(purpose or "generate"),
+            finished_at=finished_at, status=status,
+            stopped_by=_text(stopped.get(run_id, (None,))[0]), purpose=str(purpose or "generate"),
             backend=backend, model=model, spec=spec,
             last_event_at=float(_number(last.get(run_id, (started_at,))[0])),
             requests=int(_number(requests.get(run_id, (0,))[0])),
             prompt_tokens=int(_number(prompt)), answer_tokens=int(_number(answer)),
             thinking_tokens=int(_number(thinking)),
             new_images=int(_number(new.get(run_id, (0,))[0])),
-            failed_images=int(_number(failed.get(run_id, (0,))[0]))))
+            failed_images=int(_number(failed.get(run_id, (0,))[0])),
+            input_warning=_text(inputs.get(run_id, (None,))[0])))
     return facts
 
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def latest_generate_run(conn: sqlite3.Connection) -> tuple[int, str] | None:

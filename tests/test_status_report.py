@@ -14,23 +14,28 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import grounding_overrides, grounding_spec
+from support import grounding_overrides, grounding_spec, referring_spec
+from test_costs import budgeted
+from test_replay import FAILING_ONCE, _fenced_ellipsis_parser, _with_step
 from test_resume import completed_count, write_spec
 from typer.testing import CliRunner
 
 from auto_label import generate
 from auto_label.backends import prices
 from auto_label.cli.main import app
+from auto_label.estimate import usd
 from auto_label.ledger import Ledger
 from auto_label.ledger.events import RequestSent, ResponseReceived, StepCompleted
 from auto_label.ledger.lock import LOCK_FILE, RunLock, lock_holder
 from auto_label.pipelines.registry import PIPELINES
-from auto_label.sim import append_grounding_images, write_grounding_dataset
+from auto_label.replay import replay
+from auto_label.sim import append_grounding_images, write_grounding_dataset, write_referring_dataset
 from auto_label.status import ledger_status
 
 runner = CliRunner()
@@ -68,17 +73,19 @@ def test_json_counts_the_input_against_every_step_by_name(two_runs):
     results, _, after_one, data = two_runs
     assert after_one.last_run == "completed with 2 failed"
     assert after_one.input.images == 4 and after_one.input.seeded == 3
-    assert [(s.name, s.done, s.failed, s.pending) for s in after_one.steps] == [
-        ("step0_expression_extraction", 2, 2, 0), ("step1_grounding", 2, 0, 2)]
+    # step 1 of the two images that failed step 0 cannot run: blocked, not pending
+    assert [(s.name, s.done, s.failed, s.blocked, s.blocked_by, s.pending)
+            for s in after_one.steps] == [
+        ("step0_expression_extraction", 2, 2, 0, {}, 0), ("step1_grounding", 2, 0, 2, {"0": 2}, 0)]
     report = status_json(results)
     assert report["pipeline"] == "image_grounding"
     assert report["state"] == "completed with 1 failed"  # the missing file, once more
     assert report["input"] == {"images": 6, "seeded": 5, "skipped": 0, "problem": None}
     assert report["images_seeded"] == 5
-    assert [(s["number"], s["name"], s["selected"], s["done"], s["failed"], s["pending"])
-            for s in report["steps"]] == [
-        ("0", "step0_expression_extraction", True, 5, 1, 0),
-        ("1", "step1_grounding", True, 5, 0, 1)]
+    assert [(s["number"], s["name"], s["selected"], s["done"], s["failed"], s["blocked"],
+             s["blocked_by"], s["pending"]) for s in report["steps"]] == [
+        ("0", "step0_expression_extraction", True, 5, 1, 0, {}, 0),
+        ("1", "step1_grounding", True, 5, 0, 1, {"0": 1}, 0)]
     missing = data.records[0]["image_id"]
     assert [(f["image_id"], f["step"], f["step_name"], f["kind"]) for f in report["failed"]] == [
         (missing, "0", "step0_expression_extraction", "image_missing")]
@@ -130,7 +137,8 @@ def test_a_price_set_in_the_spec_prices_its_run(tmp_path, sim):
     assert tokens["prompt"] > 0 and tokens["answer"] > 0
     assert run["cost_usd"] == pytest.approx((tokens["prompt"] * 2 + tokens["answer"] * 8) / 1e6)
     shown = runner.invoke(app, ["status", str(tmp_path / "out")]).output
-    assert f"cost ${run['cost_usd']:,.4f}" in shown
+    assert f"cost {usd(run['cost_usd'])}" in shown  # the one way the tool writes dollars
+
 
 def test_text_names_steps_runs_and_the_failures_and_lists_them_with_failed(two_runs):
     results, _, _, data = two_runs
@@ -140,8 +148,10 @@ def test_text_names_steps_runs_and_the_failures_and_lists_them_with_failed(two_r
     lines = shown.output.splitlines()
     assert lines[0].endswith("image_grounding, 2 run(s), last completed with 1 failed")
     assert "input: 6 images, 5 of them seeded" in shown.output
-    assert re.search(r"step0_expression_extraction\s+5\s+0\s+1\s+0", shown.output)
-    assert re.search(r"step1_grounding\s+5\s+0\s+0\s+1", shown.output)
+    # done, of them nothing found, failed, blocked, pending
+    assert re.search(r"step0_expression_extraction\s+5\s+0\s+1\s+0\s+0\n", shown.output)
+    assert re.search(r"step1_grounding\s+5\s+0\s+0\s+1\s+0\n", shown.output)
+    assert "blocked: step1_grounding 1 (needs step 0, which failed)" in lines
     assert "failed: 1 image(s), 1 step(s): image_missing 1; `--failed` lists them" in lines
     assert missing not in shown.output  # listed only on demand
     run_lines = [line for line in lines if re.match(r"\s+\d+\s+\d{4}-\d\d-\d\d ", line)]
@@ -164,7 +174,8 @@ def test_a_run_where_every_image_failed_is_not_just_completed(tmp_path, sim):
     report = status_json(tmp_path / "out")
     assert report["state"] == "completed with 2 failed"
     assert report["runs"][0]["requests"] == 0 and report["runs"][0]["cost_usd"] == 0.0
-    assert report["steps"][0]["failed"] == 2 and report["steps"][1]["pending"] == 2
+    assert report["steps"][0]["failed"] == 2
+    assert (report["steps"][1]["blocked"], report["steps"][1]["pending"]) == (2, 0)
 
 
 def test_an_input_that_cannot_be_read_now_is_one_line_and_the_rest_is_shown(two_runs):
@@ -326,3 +337,121 @@ def test_the_views_read_a_ledger_0_1_0_wrote(tmp_path, pipeline):
     assert [s.name for s in report.steps] == list(names.values())
     assert report.history and all(r.status == "completed" for r in report.history)
     assert sum(r.requests for r in report.history) == sum(requests.values())
+
+
+# -- what a first user misread -----------------------------------------------------------------
+
+def headline(results: Path) -> str:
+    shown = runner.invoke(app, ["status", str(results)])
+    assert shown.exit_code == 0, shown.output
+    return shown.output.splitlines()[0]
+
+
+def run_lines(results: Path) -> list[str]:
+    shown = runner.invoke(app, ["status", str(results)]).output
+    return [line for line in shown.splitlines() if re.match(r"\s+\d+\s+\d{4}-\d\d-\d\d ", line)]
+
+
+def test_the_headline_is_the_latest_generate_run_and_counts_what_failed_now(tmp_path, sim,
+                                                                             monkeypatch):
+    data = write_grounding_dataset(tmp_path / "data", 6, seed=21)
+    out = tmp_path / "out"
+    sim.script(["malformed"] * 6, task="grounding.extract")
+    generate(grounding_spec(out, data.root, sim.openai_base_url, *FAILING_ONCE))
+    assert status_json(out)["state"] == "completed with 6 failed"
+    replay(out)  # today's parser reads none of the answers: nothing changes
+    report = status_json(out)
+    assert [(r["purpose"], r["status"]) for r in report["runs"]] == [
+        ("generate", "completed"), ("replay", "completed")]
+    assert report["state"] == "completed with 6 failed"
+    assert headline(out).endswith("2 run(s), last completed with 6 failed")
+    assert "completed (replay)" in run_lines(out)[1]
+    assert [(s["failed"], s["blocked"], s["pending"]) for s in report["steps"]] == [
+        (6, 0, 0), (0, 6, 0)]
+
+    step0 = PIPELINES["image_grounding"].step("0")
+    _with_step(monkeypatch, "0", parse=_fenced_ellipsis_parser(step0))
+    recovered = replay(out).counts["0"]["recovered"]
+    assert 0 < recovered < 6
+    report = status_json(out)  # the replay completed some: fewer image steps fail now
+    assert report["state"] == f"completed with {6 - recovered} failed"
+    assert [(s["failed"], s["blocked"], s["pending"]) for s in report["steps"]] == [
+        (6 - recovered, 0, 0), (0, 6 - recovered, recovered)]  # pending: step 1 never tried
+
+
+def test_a_run_its_budget_stopped_is_not_called_interrupted(tmp_path, sim):
+    data = write_grounding_dataset(tmp_path / "data", 8, seed=53)
+    out = tmp_path / "out"
+    summary = generate(budgeted(out, data.root, sim, 4.0, 1))
+    assert summary.interrupted == "max_cost"
+    report = status_json(out)
+    assert report["state"] == "stopped by max_cost"
+    (run,) = report["runs"]
+    assert (run["status"], run["stopped_by"]) == ("interrupted", "max_cost")
+    assert headline(out).endswith("1 run(s), last stopped by max_cost")
+    assert "  stopped by max_cost  " in run_lines(out)[0]
+
+    stop = threading.Event()
+    stop.set()  # as Ctrl-C does: the run stops with no reason recorded
+    generate(budgeted(out, data.root, sim, 4.0, 1), stop=stop)
+    report = status_json(out)
+    assert report["state"] == "interrupted"
+    assert [(r["status"], r["stopped_by"]) for r in report["runs"]] == [
+        ("interrupted", "max_cost"), ("interrupted", None)]
+
+
+def test_relative_paths_read_from_the_directory_the_run_started_in(tmp_path, sim, monkeypatch):
+    write_grounding_dataset(tmp_path / "data", 3, seed=97)
+    monkeypatch.chdir(tmp_path)
+    generate(grounding_spec(Path("out"), Path("data"), sim.openai_base_url))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    report = status_json(tmp_path / "out")
+    assert report["input"] == {"images": 3, "seeded": 3, "skipped": 0, "problem": None}
+    assert [s["pending"] for s in report["steps"]] == [0, 0]
+    assert Path.cwd() == elsewhere  # read without changing directory
+
+    conn = sqlite3.connect(tmp_path / "out" / "ledger.db")  # a run that kept no directory
+    conn.execute("UPDATE events SET body = json_remove(body, '$.cwd') "
+                 "WHERE type = 'run_started'")
+    conn.commit()
+    conn.close()
+    older = status_json(tmp_path / "out")["input"]
+    assert older["images"] is None  # as before: against the current directory
+    assert older["problem"].startswith(f"data ({elsewhere / 'data'}): image_root")
+    monkeypatch.chdir(tmp_path)
+    assert status_json(tmp_path / "out")["input"]["images"] == 3
+
+
+def test_a_run_that_skipped_input_problems_says_so(tmp_path, sim):
+    data = write_referring_dataset(tmp_path / "data", 3, seed=98)
+    unlabelled = sorted((data.root / "labels").iterdir())[0]
+    unlabelled.unlink()
+    summary = generate(referring_spec(tmp_path / "out", data.root, sim))
+    assert not summary.ok  # generate exits 1 for it
+    report = status_json(tmp_path / "out")
+    assert report["state"] == "completed with 1 input problem"
+    assert report["runs"][0]["input_problems"] == 1
+    assert report["input"]["images"] == 2 and report["input"]["skipped"] == 1
+    (warning,) = [w for w in report["warnings"] if "input problem" in w]
+    assert warning.startswith("run 1: 1 input problem(s) skipped, e.g. ")
+    assert unlabelled.stem in warning
+    shown = runner.invoke(app, ["status", str(tmp_path / "out")]).output
+    assert f"WARNING {warning}" in shown
+    assert headline(tmp_path / "out").endswith("last completed with 1 input problem")
+    assert "completed, 1 input problem" in run_lines(tmp_path / "out")[0]
+
+
+def test_numbers_have_thousands_separators_and_dollars_one_format(two_runs, monkeypatch):
+    results, *_ = two_runs
+    monkeypatch.setitem(prices.PRICES, "sim-vlm", prices.Price(1.0, 4.0))
+    report = status_json(results)
+    tokens = report["tokens"]
+    assert tokens["prompt"] >= 1000  # a separator to show
+    shown = runner.invoke(app, ["status", str(results)]).output
+    assert (f"tokens: {tokens['prompt']:,} prompt, {tokens['answer']:,} answer, "
+            f"{tokens['thinking']:,} thinking; cost {usd(report['cost_usd'])}") in shown
+    for line, run in zip(run_lines(results), report["runs"], strict=True):
+        assert f" {sum(run['tokens'].values()):,} tokens" in line
+        assert f"cost {usd(run['cost_usd']):>9}" in line
