@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,10 +21,45 @@ COMMANDS = ("generate", "status", "show", "replay", "export", "probe", "demo")
 """The order `auto_label --help` lists the commands in (the modules register them in any order)."""
 
 
+PIPE_WIDTH = 200
+"""columns `out` lays tables out in when stdout is not a terminal (rich would use 80)"""
+
+
+def reflow(text: str | None) -> str | None:
+    """A docstring as help: the lines of each paragraph joined (typer keeps a docstring's hard
+    line breaks, which then break the help's lines mid-sentence), paragraphs kept apart."""
+    if not text:
+        return text
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(text))
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _readable(params: Iterable[Any]) -> None:
+    """Flags show no `<bool>` type in the help (typer >= 0.26 writes one for every option):
+    typer shows a parameter's metavar in its place, so a flag's is set empty."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+
+
 class _Ordered(TyperGroup):
-    def list_commands(self, ctx: object) -> list[str]:
+    """The commands in COMMANDS order, with readable help."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
         known = {name: i for i, name in enumerate(COMMANDS)}
         return sorted(self.commands, key=lambda name: (known.get(name, len(known)), name))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            command.help = reflow(command.help)
+            _readable(command.get_params(ctx))
+        return command
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)
+        _readable(params)
+        return params
 
 
 app = typer.Typer(
@@ -34,6 +71,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:  # a pipe or a log file: lay tables out wide rather than cut their cells
+    out.width = PIPE_WIDTH
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -1,5 +1,6 @@
 """The run's figures as words, the same for the bars, the plain log lines and the summary (so they
-cannot disagree): durations as hh:mm:ss, counts with thousands separators, costs in USD."""
+cannot disagree): durations as hh:mm:ss, counts and tokens with thousands separators, rates as
+whole numbers from 10 up and with one decimal below, costs through the one `usd` of the tool."""
 
 from __future__ import annotations
 
@@ -24,11 +25,18 @@ def moment(unix: float) -> str:
 
 
 def number(n: int) -> str:
+    """e.g. 12,345"""
     return f"{n:,}"
 
 
+def per_minute(value: float) -> str:
+    """A rate: whole from 10 up (1,234, 109, 87), one decimal below (4.0, 0.5)."""
+    return f"{value:,.0f}" if round(value, 1) >= 10 else f"{value:.1f}"
+
+
 def usd(cost: float) -> str:
-    """Dollars as every part of the tool writes them (the budget's messages included)."""
+    """Dollars as every part of the tool writes them (the budget's messages included):
+    $1,234.56, $0.0200, <$0.0001."""
     return format_usd(cost)
 
 
@@ -45,36 +53,44 @@ def cost(snap: Snapshot, info: RunInfo) -> str:
 
 
 def rate(snap: Snapshot) -> str:
+    """e.g. "87 steps/min over the last minute", or that too few steps finished to say."""
     if snap.rate is None:
-        return "-- steps/min"
-    return f"{snap.rate:,.0f} steps/min" if snap.rate >= 100 else f"{snap.rate:.1f} steps/min"
+        return "rate unknown (too few steps finished yet)"
+    return f"{per_minute(snap.rate)} steps/min over the last minute"
+
+
+def eta(snap: Snapshot) -> str:
+    """e.g. "ETA 00:04:10" (a wait in force included), "ETA unknown" without a rate."""
+    if snap.eta is None and snap.left:
+        return "ETA unknown"
+    return f"ETA {duration(snap.eta or 0.0)}"
 
 
 def step_counts(step: StepFigures, images: int) -> str:
     """e.g. 120/300 (1 failed, 3 in flight): done (completed + cached) of all images, then what
     is not done but counted apart."""
-    extra = [f"{n} {label}" for n, label in ((step.failed, "failed"), (step.skipped, "skipped"),
-                                             (step.in_flight, "in flight")) if n]
-    return f"{step.done}/{images}" + (f" ({', '.join(extra)})" if extra else "")
+    extra = [f"{number(n)} {label}" for n, label in ((step.failed, "failed"),
+                                                     (step.skipped, "skipped"),
+                                                     (step.in_flight, "in flight")) if n]
+    return f"{number(step.done)}/{number(images)}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def retries(snap: Snapshot) -> str:
     """"failed attempts: rate_limited 3, server_error 1", or empty."""
     if not snap.retries:
         return ""
-    return "failed attempts: " + ", ".join(f"{kind} {n}" for kind, n in snap.retries)
+    return "failed attempts: " + ", ".join(f"{kind} {number(n)}" for kind, n in snap.retries)
 
 
 def activity(snap: Snapshot) -> str:
-    """Elapsed, rate, ETA, requests: e.g. elapsed 00:01:23, 42.0 steps/min over the last minute,
+    """Elapsed, rate, ETA, requests: e.g. elapsed 00:01:23, 42 steps/min over the last minute,
     ETA 00:04:10, 1,234 requests (3 in flight)."""
-    flight = [f"{snap.in_flight} in flight"] if snap.in_flight else []
+    flight = [f"{number(snap.in_flight)} in flight"] if snap.in_flight else []
     if snap.retrying:
-        flight.append(f"{snap.retrying} waiting to retry")
+        flight.append(f"{number(snap.retrying)} waiting to retry")
     requests = (f"{number(snap.requests)} request{'s' if snap.requests != 1 else ''}"
                 + (f" ({', '.join(flight)})" if flight else ""))
-    return (f"elapsed {duration(snap.elapsed)}, {rate(snap)} over the last minute, "
-            f"ETA {duration(snap.eta)}, {requests}")
+    return f"elapsed {duration(snap.elapsed)}, {rate(snap)}, {eta(snap)}, {requests}"
 
 
 def why(snap: Snapshot) -> str:
@@ -82,12 +98,19 @@ def why(snap: Snapshot) -> str:
     waiting to retry, the pace it slowed to."""
     reasons = [snap.waiting] if snap.waiting else []
     if snap.in_flight and not snap.stopping:
-        reasons.append(f"{snap.in_flight} request(s) in flight")
+        reasons.append(f"{number(snap.in_flight)} request(s) in flight")
     if snap.retrying:
-        reasons.append(f"{snap.retrying} waiting to retry")
+        reasons.append(f"{number(snap.retrying)} waiting to retry")
     if snap.pace is not None:
-        reasons.append(f"slowed to {snap.pace:.0f} requests/min after 429s")
+        reasons.append(slowed(snap))
     return "; ".join(reasons) or "no request in flight"
+
+
+def slowed(snap: Snapshot) -> str:
+    """e.g. "slowed to 30 requests/min after 429s", or empty."""
+    if snap.pace is None:
+        return ""
+    return f"slowed to {per_minute(snap.pace)} requests/min after 429s"
 
 
 def last_error(snap: Snapshot) -> str:

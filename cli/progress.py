@@ -37,7 +37,7 @@ class RichProgress:
         self._live.start(refresh=True)
 
     def _render(self) -> RenderableType:
-        return render(self._info, self._snapshot())
+        return render(self._info, self._snapshot(), self.console.width)
 
     def note(self, message: str) -> None:
         """Printed above the live view, which stays below it (also from a signal handler)."""

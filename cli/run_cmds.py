@@ -83,7 +83,7 @@ def probe(
     spec: Annotated[Path, typer.Option("-e", "--experiment-spec",
                                        help="The YAML spec file.")],
     overrides: Annotated[list[str] | None, typer.Argument(
-        help="Overrides such as image_grounding.vlm.openai.base_url=http://gpu:8000/v1."
+        help="Overrides such as image_grounding.vlm.openai.base_url=URL."
     )] = None,
 ) -> None:
     """Measure which box convention and frame the spec's endpoint answers in (a few requests

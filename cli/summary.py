@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -18,29 +19,20 @@ from auto_label.probing import ProbeReport
 def print_summary(console: Console, summary: RunSummary) -> None:
     """The end of a run: outcomes per step; elapsed, requests, tokens, cost (when the price is
     known) and failed attempts by kind; failures with examples, skips, input problems; the
-    outputs. Messages are printed as text (never read as markup) and never cut at the width."""
-    table = Table(title=f"{summary.pipeline}: {summary.images} images", title_justify="left")
-    table.add_column("step")
-    for outcome in OUTCOMES:
-        table.add_column(outcome, justify="right")
-    table.add_column("not reached", justify="right")
-    table.add_column("of them nothing found", justify="right")
-    for number, name in summary.steps:
-        counts = summary.counts.get(number) or Counter()
-        reached = sum(counts.values())
-        table.add_row(name, *(str(counts.get(o, 0)) for o in OUTCOMES),
-                      str(summary.images - reached), str(summary.nothing_found.get(number, 0)))
-    console.print(table)
+    outputs. Messages are printed as text (never read as markup) and never cut at the width; the
+    outcomes are a table where it fits whole, else one line per step."""
+    _outcomes(console, summary)
     for alarm in summary.alarms:
         _say(console, ("WARNING: ", "bold yellow"), alarm)
     _figures(console, summary)
     if summary.failures:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in summary.failures.most_common())
+        kinds = ", ".join(f"{kind} {figures.number(n)}"
+                          for kind, n in summary.failures.most_common())
         _say(console, ("failures by kind: ", "red"), kinds)
         for example in summary.examples:
             _say(console, ("  - ", "dim"), example)
     for reason, count in summary.skip_reasons.most_common(3):
-        _say(console, ("skipped ", "yellow"), f"{count}: {reason}")
+        _say(console, ("skipped ", "yellow"), f"{figures.number(count)}: {reason}")
     if summary.warnings:
         _say(console, (f"{len(summary.warnings)} input problem(s) skipped", "yellow"), ", e.g.:")
         for warning in summary.warnings[:3]:
@@ -48,10 +40,39 @@ def print_summary(console: Console, summary: RunSummary) -> None:
     print_outputs(console, summary.outputs, summary.records)
 
 
+COLUMNS = (*OUTCOMES, "not reached", "of them nothing found")
+
+
+def _outcomes(console: Console, summary: RunSummary) -> None:
+    """Per step: its name whole, then each outcome's count."""
+    title = f"{summary.pipeline}: {figures.number(summary.images)} images"
+    rows: list[tuple[str, list[int]]] = []
+    for number, name in summary.steps:
+        outcomes = summary.counts.get(number) or Counter()
+        reached = sum(outcomes.values())
+        rows.append((name, [outcomes.get(o, 0) for o in OUTCOMES]
+                     + [summary.images - reached, summary.nothing_found.get(number, 0)]))
+    table = Table(title=title, title_justify="left")
+    table.add_column("step", no_wrap=True)
+    for column in COLUMNS:
+        table.add_column(column, justify="right", no_wrap=column != COLUMNS[-1])
+    for name, counts in rows:
+        table.add_row(name, *(figures.number(n) for n in counts))
+    needed = Measurement.get(console, console.options.update_width(10_000), table).minimum
+    if needed <= console.width:
+        console.print(table)
+        return
+    _say(console, (title, "italic"))
+    for name, counts in rows:  # wrapped between words (a name is one word, so it stays whole)
+        console.print(Text.assemble((name, "bold"), ": " + ", ".join(
+            f"{figures.number(n)} {column}" for column, n in zip(COLUMNS, counts, strict=True))),
+            soft_wrap=False, highlight=False)
+
+
 def _figures(console: Console, summary: RunSummary) -> None:
     final = summary.final
     if final is None:
-        _say(console, f"requests sent: {summary.requests}")
+        _say(console, f"requests sent: {figures.number(summary.requests)}")
         return
     _say(console, f"elapsed {figures.duration(final.elapsed)}, requests sent: "
                   f"{figures.number(summary.requests)}")
@@ -71,7 +92,8 @@ def print_outputs(console: Console, outputs: list[Path], records: int) -> None:
         if path.is_dir():
             console.print(f"wrote legacy files in {path}", highlight=False, markup=False)
         else:
-            console.print(f"wrote {path} ({records} records)", highlight=False, markup=False)
+            console.print(f"wrote {path} ({figures.number(records)} records)", highlight=False,
+                          markup=False)
 
 
 def print_probe(console: Console, report: ProbeReport) -> None:

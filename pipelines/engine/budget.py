@@ -29,12 +29,14 @@ from auto_label.pipelines.engine.progress import RunSummary
 
 
 def usd(value: float) -> str:
-    """Dollars for people: $1,234, $12.35, $0.0123 (three significant digits below a dollar)."""
-    if value >= 100:
-        return f"${value:,.0f}"
-    if value >= 1 or value == 0:
+    """Dollars for people, the one format of every cost the tool shows: cents from a dollar up
+    ($1,234.56, $4.00), four decimals below ($0.0200, $0.0136, $0.0000), and <$0.0001 for a
+    smaller cost that is not zero (never $0.0000 for a spend)."""
+    if 0 < value < 1e-4:
+        return "<$0.0001"
+    if round(value, 4) >= 1:
         return f"${value:,.2f}"
-    return f"${value:.3g}" if value >= 1e-4 else f"${value:.2e}"
+    return f"${value:.4f}"
 
 
 def run_price(setting: PriceSetting | None, model: str, *, pipeline: str, backend: str,

@@ -3,13 +3,21 @@ committed event (the ledger writer's on_commit, through the tracker), kept under
 handed out as immutable `Snapshot`s.
 
 - In flight: a `request_sent` whose `response_received` or `attempt_failed` is not recorded yet.
-- Rate: steps finished (completed or failed) by this run over the last RATE_WINDOW seconds (or
-  since the start, when the run is younger), per minute. Cached and skipped steps are not work:
-  counting them made a resume's ETA say 3 s for 43 s of work.
-- ETA: the (image, step) pairs not reached yet, divided by that rate.
+- Active time: the run's time outside the pool-wide pauses (an endpoint's Retry-After holds
+  every worker: the pacer's pause). A pause starts when its failed attempt is recorded and ends
+  when the pacer says.
+- Rate: steps finished (completed or failed) by this run over the last RATE_WINDOW seconds of
+  active time (or since the start, when the run is younger), per minute. A wait neither drags the
+  rate down while it lasts nor makes it swing once it is over, as a rate over the clock did (4
+  steps/min, then 40, two seconds apart). Cached and skipped steps are not work: counting them made
+  a resume's ETA say 3 s for 43 s of work. Unknown (None) while fewer than MIN_STEPS steps
+  finished in a window shorter than RATE_WINDOW: too few to measure a rate.
+- ETA: the rest of the pause in force, plus the (image, step) pairs not reached yet divided by
+  that rate; unknown with the rate, at a rate of 0 and while stopping.
 - Cost: each response's usage priced with `usage_cost` (thinking tokens billed once).
-- Waiting: the pacer's pause (an endpoint's Retry-After holds the whole pool), named after the
-  last failed attempt that asked for a wait; or a stop that waits for the requests in flight.
+- Waiting: the pacer's pause, named after the failed attempt that set the wait now in force (the
+  one whose wait ends last), with its time, so that a later error with a shorter wait (the last
+  error line) cannot contradict it; or a stop that waits for the requests in flight.
 """
 
 from __future__ import annotations
@@ -39,7 +47,12 @@ from auto_label.pipelines.engine.snapshot import RunInfo, Snapshot, StepFigures,
 RATE_WINDOW = 60.0
 """seconds of completions the current rate is measured over"""
 MIN_SPAN = 1.0
-"""seconds a rate needs before it means anything"""
+"""seconds of active time a rate needs before it means anything"""
+MIN_STEPS = 5
+"""steps finished in a window shorter than RATE_WINDOW below which the rate is unknown"""
+SAME_WAIT = 1.0
+"""seconds by which a recorded wait's end may differ from the pacer's and still be the one in
+force (the attempt is recorded within the ledger writer's interval of the pause)"""
 MAX_ERROR = 300
 """characters of the last error kept"""
 
@@ -69,6 +82,11 @@ class Monitor:
         self._last_outcome = self._started
         self._counts: dict[str, Counter[str]] = {number: Counter() for number, _ in info.steps}
         self._finished: deque[float] = deque()
+        """active time of each step finished in the last RATE_WINDOW seconds of active time"""
+        self._paused = 0.0
+        """seconds of the pauses that ended before `_pause_from`"""
+        self._pause_from = self._pause_until = self._started
+        """the latest pause (empty at first)"""
         self._sent: dict[str, str] = {}
         """request id -> step, for the requests in flight"""
         self._retrying: set[tuple[str, str]] = set()
@@ -76,7 +94,8 @@ class Monitor:
         self._prompt = self._answer = self._thinking = 0
         self._cost = 0.0
         self._retries: Counter[str] = Counter()
-        self._asked_wait = ""
+        self._wait: tuple[float, str, float, float] | None = None
+        """(end, kind, unix time, seconds asked) of the attempt whose wait ends last"""
         self._last_error = ""
         self._last_error_at: float | None = None
         self._final: Snapshot | None = None
@@ -95,11 +114,13 @@ class Monitor:
         with self._lock:
             self.info = self.info.with_images(images)
             self._started = self._last_outcome = self._clock()
+            self._paused, self._pause_from = 0.0, self._started
+            self._pause_until = self._started
             return self.info
 
     def end(self) -> Snapshot:
         """The run is over (its events committed): the last figures, which stay as they are."""
-        final = replace(self.snapshot(), stopping=False, waiting="", retrying=0)
+        final = replace(self.snapshot(), stopping=False, waiting="", retrying=0, pause=0.0)
         with self._lock:
             self._final = final
         return final
@@ -111,8 +132,9 @@ class Monitor:
             self._counts.setdefault(step, Counter())[outcome] += 1
             self._last_outcome = now
             if outcome in ("completed", "failed"):
-                self._finished.append(now)
-                self._trim(now)
+                active = self._active(now)
+                self._finished.append(active)
+                self._trim(active)
 
     def committed(self, events: Iterable[Event]) -> None:
         """Fold events the ledger stored (in the order they were stored)."""
@@ -134,8 +156,7 @@ class Monitor:
             self._retrying.add((event.image_id, event.step))
             self._error(event.kind, event.message, event.at)
             if event.retry_after_s:
-                status = f" (HTTP {event.status_code})" if event.status_code else ""
-                self._asked_wait = event.kind.replace("_", " ") + status
+                self._asked(event, event.retry_after_s)
         elif isinstance(event, StepFailed):
             self._retrying.discard((event.image_id, event.step))
             self._error(event.kind, event.message, event.at)
@@ -160,8 +181,32 @@ class Monitor:
         self._last_error = line if len(line) <= MAX_ERROR else line[:MAX_ERROR - 3] + "..."
         self._last_error_at = at
 
-    def _trim(self, now: float) -> None:
-        while self._finished and self._finished[0] < now - RATE_WINDOW:
+    def _asked(self, event: AttemptFailed, seconds: float) -> None:
+        """An attempt asked for a wait: the pacer pauses the pool for it (when there is one)."""
+        now = self._clock()
+        end = now + seconds
+        if self._wait is None or end >= self._wait[0]:
+            status = f" (HTTP {event.status_code})" if event.status_code else ""
+            self._wait = (end, event.kind.replace("_", " ") + status, event.at, seconds)
+        if self._pacer is not None:
+            self._pause(now, end)
+
+    def _pause(self, start: float, end: float) -> None:
+        """The pool is paused from `start` to `end` (overlapping pauses merge)."""
+        start = max(start, self._started)
+        if start <= self._pause_until:
+            self._pause_until = max(self._pause_until, end)
+            return
+        self._paused += self._pause_until - self._pause_from
+        self._pause_from, self._pause_until = start, end
+
+    def _active(self, now: float) -> float:
+        """Seconds of active time (outside pauses) from the start to `now`."""
+        current = max(0.0, min(now, self._pause_until) - self._pause_from)
+        return max(0.0, now - self._started - self._paused - current)
+
+    def _trim(self, active: float) -> None:
+        while self._finished and self._finished[0] < active - RATE_WINDOW:
             self._finished.popleft()
 
     @property
@@ -179,7 +224,10 @@ class Monitor:
         with self._lock:
             stopping = self._stop is not None and self._stop.is_set()
             now = self._clock()
-            self._trim(now)
+            if pause > 0:  # the pacer knows when the pause ends, even before its attempt is in
+                self._pause(now, now + pause)
+            active = self._active(now)
+            self._trim(active)
             elapsed = max(0.0, now - self._started)
             in_flight: Counter[str] = Counter(self._sent.values())
             steps = tuple(
@@ -187,8 +235,9 @@ class Monitor:
                             failed=c["failed"], skipped=c["skipped"], in_flight=in_flight[number])
                 for number, name in self.info.steps
                 for c in [self._counts.get(number, Counter())])
-            span = min(RATE_WINDOW, elapsed)
-            rate = 60.0 * len(self._finished) / span if span >= MIN_SPAN else None
+            span, finished = min(RATE_WINDOW, active), len(self._finished)
+            measured = span >= RATE_WINDOW or (span >= MIN_SPAN and finished >= MIN_STEPS)
+            rate = 60.0 * finished / span if measured else None
             snap = Snapshot(
                 time=self._wall(), elapsed=elapsed, images=self.info.images, steps=steps,
                 requests=self._requests, in_flight=len(self._sent),
@@ -198,20 +247,26 @@ class Monitor:
                 retries=tuple(self._retries.most_common()), pace=pace,
                 last_error=self._last_error, last_error_at=self._last_error_at,
                 quiet=max(0.0, now - self._last_outcome), stopping=stopping)
-            waiting = self._waiting(pause, snap)
+            waiting = self._waiting(pause, now, snap)
         left = snap.left
-        eta = (0.0 if left == 0 else None if stopping or not rate else 60.0 * left / rate)
-        return replace(snap, eta=eta, waiting=waiting)
+        eta = (0.0 if left == 0 else None if stopping or not rate
+               else pause + 60.0 * left / rate)
+        return replace(snap, eta=eta, waiting=waiting, pause=pause)
 
-    def _waiting(self, pause: float, snap: Snapshot) -> str:
+    def _waiting(self, pause: float, now: float, snap: Snapshot) -> str:
+        """e.g. "waiting 74 s: rate limited (HTTP 429) at 03:40:12 asked for 75 s"."""
         if snap.stopping:
             plural = "" if snap.in_flight == 1 else "s"
             return (f"stopping: finishing {snap.in_flight} request{plural} in flight"
                     if snap.in_flight else "stopping")
-        if pause > 0:
-            reason = self._asked_wait or "asked to wait"
-            return f"{reason}: waiting {math.ceil(pause)} s (as the endpoint asked)"
-        return ""
+        if pause <= 0:
+            return ""
+        waiting = f"waiting {math.ceil(pause)} s"
+        if self._wait is None or self._wait[0] < now + pause - SAME_WAIT:
+            return f"{waiting}: the endpoint asked every request to wait"
+        _, kind, at, asked = self._wait
+        return (f"{waiting}: {kind} at {time.strftime('%H:%M:%S', time.localtime(at))} "
+                f"asked for {asked:g} s")
 
     def _slowed(self) -> float | None:
         """The pace the pacer set after 429s, when below what the spec allows."""

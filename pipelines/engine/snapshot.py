@@ -124,19 +124,22 @@ class Snapshot:
     retrying: int = 0
     """(image, step) pairs whose last attempt failed and that wait for their next one"""
     rate: float | None = None
-    """steps finished (completed or failed) by this run per minute over the last minute, None
-    before any time has passed; cached and skipped steps are not work and do not count"""
+    """steps finished (completed or failed) by this run per minute over the last minute of
+    active time (pool-wide waits left out); None while too few have finished to measure it.
+    Cached and skipped steps are not work and do not count"""
     eta: float | None = None
-    """seconds until every (image, step) pair is reached at `rate`; None when unknown (no rate,
-    or the run is stopping)"""
+    """seconds until every (image, step) pair is reached: the rest of `pause`, then the pairs
+    left at `rate`; None when unknown (no rate, a rate of 0, or the run is stopping)"""
     tokens: Tokens = field(default_factory=Tokens)
     cost: float | None = None
     """USD of this run's responses; None when the model's price is unknown"""
     retries: tuple[tuple[str, int], ...] = ()
     """(kind, failed attempts) of this run, most frequent first"""
     waiting: str = ""
-    """what the run is waiting for, e.g. "rate limited: waiting 59 s (the endpoint's
-    Retry-After)"; empty when it is not held up"""
+    """what the run is waiting for, e.g. "waiting 59 s: rate limited (HTTP 429) at 03:40:12
+    asked for 60 s" (the attempt that set the wait in force); empty when it is not held up"""
+    pause: float = 0.0
+    """seconds left of the pool-wide wait an endpoint asked for (0: none)"""
     pace: float | None = None
     """requests per minute the pacer slowed to after 429s (None: not slowed)"""
     last_error: str = ""
