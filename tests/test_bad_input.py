@@ -3,6 +3,7 @@ right exit code, no traceback, and nothing already in the ledger lost."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -96,8 +97,10 @@ def test_bad_grounding_input(tmp_path, sim, case):
                       grounding_overrides(tmp_path / "out", data.root, sim.openai_base_url))
     first = runner.invoke(app, ["generate", "-e", str(spec)])
     assert first.exit_code == 0
-    events = sqlite3.connect(tmp_path / "out" / "ledger.db").execute(
-        "SELECT COUNT(*) FROM events").fetchone()[0]
+    # closed at once: Python's sqlite3 connections sit in a reference cycle (their statement
+    # cache), so an unclosed one lives until a GC pass and holds the WAL back from checkpointing
+    with contextlib.closing(sqlite3.connect(tmp_path / "out" / "ledger.db")) as conn:
+        events = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     annotations = (tmp_path / "out" / "annotations.jsonl").read_text()
     extra = case.damage(tmp_path, data.root, spec)
     before = ledger_snapshot(tmp_path / "out")
