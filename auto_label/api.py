@@ -108,6 +108,14 @@ def export(results_dir: str | Path, *, output_format: str | None = None) -> Expo
                         sum(w.files for w in written))
 
 
+def run_pipeline_name(results_dir: str | Path) -> str:
+    """The pipeline whose results `results_dir` holds (its latest run's). Raises LedgerError when
+    there is no ledger or no run there."""
+    with Ledger.open(results_dir, create=False) as ledger:
+        pipeline, _ = _run_of(ledger)
+        return pipeline.name
+
+
 def records(results_dir: str | Path) -> Iterator[dict[str, Any]]:
     """The unified records of `results_dir`, straight from its ledger (nothing written)."""
     with Ledger.open(results_dir, create=False) as ledger:

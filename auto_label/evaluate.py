@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from auto_label.boxes import greedy_matches, iou
+from auto_label.errors import InputError
+from auto_label.pipelines.coerce import norm_phrase
 
 
 @dataclass(frozen=True)
@@ -63,28 +65,212 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
+# -- auto_label eval ---------------------------------------------------------------------------
+
+THRESHOLDS = (0.3, 0.5, 0.7)
+"""IoU thresholds phrase-grounding accuracy is reported at (Acc@0.5 is the standard one)."""
+TOP_K = (1, 5, 10)
+
+
 @dataclass(frozen=True)
-class RegionReport:
-    regions: int
-    correct: int
-    """regions whose colour and type are those of the true object under the box"""
-    expressions: int
-    verified: int
+class PhraseOutcome:
+    image_id: str
+    phrase: str
+    truth: list[list[int]]
+    predicted: list[list[int]]
+    """the boxes of the matching expression, best score first (empty: none, or not extracted)"""
+    extracted: bool
+    """an expression of the record has this phrase's text (case, punctuation and a leading
+    article aside)"""
+    top_iou: float
+    """IoU of the top-scoring box with its best truth box (0: no box)"""
 
 
-def check_regions(records: Iterable[dict[str, Any]],
-                  truth: Iterable[dict[str, Any]]) -> RegionReport:
-    """`truth` rows hold `image_id` and `objects: [{bbox, color, shape}]`."""
+@dataclass(frozen=True)
+class GroundingScore:
+    """Phrase grounding: a phrase is correct at t when its top-scoring box has IoU >= t with a
+    truth box of that phrase (Acc@0.5 as in Flickr30k Entities and MDETR); recall@k when any of
+    its k best boxes does at 0.5."""
+
+    outcomes: list[PhraseOutcome]
+
+    @property
+    def phrases(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def extracted(self) -> int:
+        return sum(o.extracted for o in self.outcomes)
+
+    def accuracy(self, threshold: float = 0.5) -> float:
+        correct = sum(o.top_iou >= threshold for o in self.outcomes)
+        return correct / self.phrases if self.phrases else 0.0
+
+    def recall_at(self, k: int, threshold: float = 0.5) -> float:
+        hits = sum(any(iou(p, t) >= threshold for p in o.predicted[:k] for t in o.truth)
+                   for o in self.outcomes)
+        return hits / self.phrases if self.phrases else 0.0
+
+    @property
+    def mean_iou(self) -> float:
+        return sum(o.top_iou for o in self.outcomes) / self.phrases if self.phrases else 0.0
+
+    def misses(self, threshold: float = 0.5) -> list[PhraseOutcome]:
+        return [o for o in self.outcomes if o.top_iou < threshold]
+
+
+def score_grounding(records: Iterable[dict[str, Any]], truth: dict[str, Any]) -> GroundingScore:
+    """Every truth phrase of every truth image against the records (`truth`: image_id ->
+    `truth.TruthImage`). A phrase whose image has no record, or whose text no expression has,
+    counts as a miss."""
     by_id = {r["image_id"]: r for r in records}
-    regions = correct = expressions = verified = 0
-    for row in truth:
-        record = by_id.get(row["image_id"])
-        if record is None:
-            continue
-        for region in record["regions"]:
-            regions += 1
-            best = max(row["objects"], key=lambda o: iou(o["bbox"], region["bbox"]))
-            correct += (region["color"], region["type"]) == (best["color"], best["shape"])
-        expressions += len(record["expressions"])
-        verified += sum(1 for e in record["expressions"] if e["verified"])
-    return RegionReport(regions, correct, expressions, verified)
+    outcomes = []
+    for image_id, image in sorted(truth.items()):
+        record = by_id.get(image_id) or {}
+        expressions = {norm_phrase(e["text"]): e for e in record.get("expressions", [])}
+        for phrase, boxes in image.phrases.items():
+            expression = expressions.get(norm_phrase(phrase))
+            instances = sorted((expression or {}).get("instances", []),
+                               key=lambda i: -(i.get("bbox_score") or 0.0))
+            predicted = [list(i["bbox"]) for i in instances]
+            truth_boxes = [list(b) for b in boxes]
+            top = max((iou(predicted[0], t) for t in truth_boxes), default=0.0) \
+                if predicted else 0.0
+            outcomes.append(PhraseOutcome(image_id, phrase, truth_boxes, predicted,
+                                          expression is not None, top))
+    return GroundingScore(outcomes)
+
+
+@dataclass(frozen=True)
+class ReferringScore:
+    """Referring: how many truth objects a region covers (IoU >= 0.5) with the right type (and
+    colour, when the truth has one), and how many truth expressions a record has with exactly
+    their boxes (a one-to-one match at IoU >= 0.5, nothing more, nothing less)."""
+
+    objects: int
+    covered: int
+    described: int
+    """covered objects whose region has the truth's type (and colour)"""
+    expressions: int
+    extracted: int
+    correct: int
+    misses: list[str]
+
+    @property
+    def coverage(self) -> float:
+        return self.covered / self.objects if self.objects else 0.0
+
+    @property
+    def expression_accuracy(self) -> float:
+        return self.correct / self.expressions if self.expressions else 0.0
+
+
+def score_referring(records: Iterable[dict[str, Any]], truth: dict[str, Any]) -> ReferringScore:
+    by_id = {r["image_id"]: r for r in records}
+    objects = covered = described = expressions = extracted = correct = 0
+    misses: list[str] = []
+    for image_id, image in sorted(truth.items()):
+        record = by_id.get(image_id) or {}
+        regions = record.get("regions", [])
+        for box, kind, colour in image.regions:
+            objects += 1
+            best = max(regions, key=lambda r: iou(r["bbox"], box), default=None)
+            if best is None or iou(best["bbox"], box) < 0.5:
+                misses.append(f"{image_id}: no region on {list(box)} ({kind})")
+                continue
+            covered += 1
+            right = (kind is None or best.get("type") == kind) and \
+                (colour is None or best.get("color") == colour)
+            described += right
+            if not right:
+                misses.append(f"{image_id}: region {list(box)} described as "
+                              f"{best.get('color')} {best.get('type')}, truth {colour} {kind}")
+        found = {norm_phrase(e["text"]): e for e in record.get("expressions", [])}
+        for phrase, boxes in image.phrases.items():
+            expressions += 1
+            expression = found.get(norm_phrase(phrase))
+            if expression is None:
+                misses.append(f"{image_id}: no expression {phrase!r}")
+                continue
+            extracted += 1
+            predicted = [list(i["bbox"]) for i in expression.get("instances", [])]
+            exact = len(predicted) == len(boxes) == len(greedy_matches(predicted,
+                                                                       list(boxes), 0.5))
+            correct += exact
+            if not exact:
+                misses.append(f"{image_id}: {phrase!r} has {len(predicted)} box(es), truth "
+                              f"{len(boxes)}")
+    return ReferringScore(objects, covered, described, expressions, extracted, correct, misses)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    results_dir: Path
+    pipeline: str
+    truth_images: int
+    with_record: int
+    """truth images the results have a record of"""
+    grounding: GroundingScore | None = None
+    referring: ReferringScore | None = None
+
+    def figures(self) -> dict[str, float | int]:
+        """The headline figures, flat (for tables, `--compare` and `--json`): fractions in
+        0-1, counts as integers."""
+        figures: dict[str, float | int] = {"truth images": self.truth_images,
+                                           "with a record": self.with_record}
+        if self.grounding is not None:
+            g = self.grounding
+            figures |= {"phrases": g.phrases, "phrases extracted": g.extracted}
+            figures |= {f"Acc@{t:g}": g.accuracy(t) for t in THRESHOLDS}
+            figures |= {f"recall@{k}": g.recall_at(k) for k in TOP_K}
+            figures["mean IoU"] = g.mean_iou
+        if self.referring is not None:
+            r = self.referring
+            figures |= {"objects": r.objects, "objects covered": r.coverage,
+                        "regions described right": (r.described / r.objects
+                                                    if r.objects else 0.0),
+                        "expressions": r.expressions, "expressions extracted": r.extracted,
+                        "expressions with exactly their boxes": r.expression_accuracy}
+        return figures
+
+    def misses(self, limit: int | None = None) -> list[str]:
+        """One line per miss (a phrase not grounded at IoU 0.5, an object not covered...)."""
+        lines: list[str] = []
+        if self.grounding is not None:
+            for o in self.grounding.misses():
+                why = ("not extracted" if not o.extracted else "no box" if not o.predicted
+                       else f"top box {o.predicted[0]} IoU {o.top_iou:.2f} with the truth")
+                lines.append(f"{o.image_id}: {o.phrase!r}: {why}")
+        if self.referring is not None:
+            lines += self.referring.misses
+        return lines[:limit] if limit is not None else lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {"results_dir": str(self.results_dir), "pipeline": self.pipeline,
+                "figures": self.figures(), "misses": self.misses()}
+
+
+def evaluate(results_dir: str | Path, truth: str | Path) -> EvalReport:
+    """Score the records of `results_dir` against the truth file (unified JSONL, COCO or ODVG:
+    `auto_label.truth`). Grounding results get phrase-grounding figures, referring results
+    region coverage and expression-to-box correctness. Raises LedgerError when there is no
+    ledger (or no run) there, InputError for a truth file it cannot read."""
+    from auto_label.api import records, run_pipeline_name
+    from auto_label.truth import read_truth
+
+    results_dir = Path(results_dir)
+    pipeline = run_pipeline_name(results_dir)
+    truth_images = read_truth(truth)
+    wanted = "phrases" if pipeline == "image_grounding" else "regions"
+    if not any(getattr(image, wanted) for image in truth_images.values()):
+        what = ("expressions with text and boxes (annotations.jsonl's `expressions`, COCO "
+                "`sentences` or `tokens_positive`, ODVG `grounding.regions`)"
+                if wanted == "phrases" else "objects (annotations.jsonl's `regions`, COCO "
+                "annotations, ODVG `detection.instances`)")
+        raise InputError(f"{truth}: {len(truth_images)} images but no {what}: nothing to score "
+                         f"{pipeline} results against")
+    recs = [r for r in records(results_dir) if r["image_id"] in truth_images]
+    report = EvalReport(results_dir, pipeline, len(truth_images), len(recs))
+    if pipeline == "image_grounding":
+        return replace(report, grounding=score_grounding(recs, truth_images))
+    return replace(report, referring=score_referring(recs, truth_images))

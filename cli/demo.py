@@ -14,13 +14,7 @@ from pathlib import Path
 
 from auto_label.api import ProgressSink, RunSummary, generate, load_spec
 from auto_label.cli.hints import not_ok_reasons
-from auto_label.evaluate import (
-    MatchReport,
-    RegionReport,
-    check_regions,
-    match_ground_truth,
-    read_jsonl,
-)
+from auto_label.evaluate import EvalReport, evaluate
 
 DEMO_KEY = "demo-key-not-secret"
 
@@ -30,7 +24,8 @@ class DemoResult:
     pipeline: str
     spec: Path
     summary: RunSummary
-    match: MatchReport | RegionReport
+    match: EvalReport
+    truth: Path
 
 
 def _grounding_spec(path: Path, results: Path, data: Path, base_url: str) -> None:
@@ -120,9 +115,9 @@ def run_demo(directory: Path, *, images: int = 12,
         _grounding_spec(spec_path, results_dir, data, sim.openai_base_url)
         console_print(f"image_grounding: {len(dataset)} scenes in {data}, spec {spec_path}")
         summary = generate(load_spec(spec_path), progress=progress() if progress else None)
-        match = match_ground_truth(read_jsonl(results_dir / "annotations.jsonl"),
-                                   read_jsonl(dataset.ground_truth_path))
-        results.append(DemoResult("image_grounding", spec_path, summary, match))
+        results.append(DemoResult("image_grounding", spec_path, summary,
+                                  evaluate(results_dir, dataset.ground_truth_path),
+                                  dataset.ground_truth_path))
 
         data = directory / "image_referring_expression_data"
         referring = write_referring_dataset(data, images, seed=8, image_format="mixed")
@@ -132,11 +127,11 @@ def run_demo(directory: Path, *, images: int = 12,
         console_print(f"image_referring_expression: {len(referring)} scenes with KITTI labels in "
                       f"{data}, spec {spec_path}")
         summary = generate(load_spec(spec_path), progress=progress() if progress else None)
-        regions = check_regions(read_jsonl(results_dir / "annotations.jsonl"),
-                                read_jsonl(referring.ground_truth_path))
-        results.append(DemoResult("image_referring_expression", spec_path, summary, regions))
+        results.append(DemoResult("image_referring_expression", spec_path, summary,
+                                  evaluate(results_dir, referring.ground_truth_path),
+                                  referring.ground_truth_path))
     for result in results:
-        console_print(_describe(result))
+        console_print(_describe(result, command))
         for reason in not_ok_reasons(result.summary):
             console_print(f"  NOT OK: {reason}")
         for example in result.summary.examples[:1] if not result.summary.ok else []:
@@ -146,14 +141,22 @@ def run_demo(directory: Path, *, images: int = 12,
     return results
 
 
-def _describe(result: DemoResult) -> str:
+def _describe(result: DemoResult, command: str) -> str:
     summary, m = result.summary, result.match
     head = f"{result.pipeline}: {summary.records} records in {summary.outputs[0]}"
     tail = (f"{summary.requests} requests (injected 429s, 500s and junk answers were retried)"
             if summary.requests else "no request: every step was already in the ledger")
-    if isinstance(m, MatchReport):
-        return (f"{head}\n  {m.matched} of {m.truth} ground-truth boxes found (IoU >= 0.5), "
-                f"{m.predicted} boxes predicted; {tail}")
+    score = (f"  scored with: {command} eval {shlex.quote(str(m.results_dir))} --truth "
+             f"{shlex.quote(str(result.truth))}")
+    if m.grounding is not None:
+        g = m.grounding
+        correct = sum(o.top_iou >= 0.5 for o in g.outcomes)
+        return (f"{head}\n  {correct} of {g.phrases} ground-truth phrases grounded (Acc@0.5 "
+                f"{g.accuracy(0.5):.3f}, mean IoU {g.mean_iou:.3f}); {tail}\n{score}")
+    r = m.referring
+    assert r is not None
     legacy = [p for p in summary.outputs if p.is_dir()]
-    return (f"{head}\n  {m.correct} of {m.regions} regions described with the right colour and "
-            f"type; {m.verified} verified expressions; legacy files in {legacy[0].parent}; {tail}")
+    where = f"; legacy files in {legacy[0].parent}" if legacy else ""
+    return (f"{head}\n  {r.described} of {r.objects} regions described with the right colour "
+            f"and type; {r.correct} of {r.expressions} ground-truth expressions with exactly "
+            f"their boxes{where}; {tail}\n{score}")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .language import counted
 from .scenes import Scene, Size, make_scene, pick_size
 
 Sizes = Size | Sequence[Size] | None
@@ -80,6 +81,13 @@ def _extension(image_format: str, seed: int, index: int) -> str:
 
 
 def _ground_truth(scene: Scene, image_path: str) -> dict[str, Any]:
+    """A truth row: the scene's objects, and the same truth in the unified schema of the tool's
+    annotations.jsonl (its README, Output), so that `auto_label eval --truth` reads it as is:
+    one expression per (colour, shape) kind, phrased as the caption names it ("three red
+    squares"), with the boxes of its objects; one region per object with its type and colour."""
+    kinds: dict[tuple[str, str], list[Any]] = {}
+    for obj in scene.objects:
+        kinds.setdefault((obj.color, obj.shape), []).append(obj)
     return {
         "image_id": scene.image_id,
         "image_path": image_path,
@@ -87,6 +95,12 @@ def _ground_truth(scene: Scene, image_path: str) -> dict[str, Any]:
         "height": scene.height,
         "caption": scene.caption,
         "objects": [o.to_dict() for o in scene.objects],
+        "expressions": [
+            {"text": counted(len(objs), color, shape),
+             "instances": [{"bbox": list(o.bbox)} for o in objs]}
+            for (color, shape), objs in kinds.items()],
+        "regions": [{"bbox": list(o.bbox), "type": o.shape, "color": o.color}
+                    for o in scene.objects],
     }
 
 

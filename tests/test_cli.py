@@ -125,8 +125,9 @@ def test_the_demo_runs_both_pipelines_and_says_where_the_results_are(tmp_path):
         annotations = tmp_path / "demo" / "results" / pipeline / "annotations.jsonl"
         assert str(annotations) in result.output
         assert len(read_jsonl(annotations)) == 3
-    found = re.search(r"(\d+) of (\d+) ground-truth boxes found", result.output)
-    assert found and found.group(1) == found.group(2)
+    found = re.search(r"(\d+) of (\d+) ground-truth phrases grounded", result.output)
+    assert found and found.group(1) == found.group(2) != "0"
+    assert "Acc@0.5 1.000" in result.output and " eval " in result.output
     described = re.search(r"(\d+) of (\d+) regions described with the right colour", result.output)
     assert described and described.group(1) == described.group(2)
     legacy = tmp_path / "demo" / "results" / "image_referring_expression" / "step_3_double_check"
