@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auto_label.backends.registry import create_backend
 from auto_label.errors import LedgerError
-from auto_label.exports import ALIASES, FORMATS, formats_for, write_exports
+from auto_label.exports import ALIASES, FORMATS, ExportOptions, formats_for, write_exports
 from auto_label.exports.jsonl import ANNOTATIONS_FILE
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
@@ -43,6 +43,8 @@ class ExportResult:
     records: int
     """images with a record"""
     legacy_files: int = 0
+    counts: dict[Path, int] = field(default_factory=dict)
+    """file -> the entries it holds (records, images or samples), for each format's main file"""
 
 
 def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
@@ -82,12 +84,16 @@ def _run_of(ledger: Ledger) -> tuple[Pipeline, dict[str, Any]]:
     return get_pipeline(started.pipeline), started.spec
 
 
-def export(results_dir: str | Path, *, output_format: str | None = None) -> ExportResult:
+def export(results_dir: str | Path, *, output_format: str | None = None,
+           options: ExportOptions | None = None) -> ExportResult:
     """Write the exports of `results_dir` from its ledger (what `auto_label export` does).
 
-    `output_format` (jsonl, legacy or both) defaults to the latest run's `workflow.output_format`
-    (jsonl when it has none). Raises ExportError for an unknown format or one that does not fit
-    the ledger's pipeline, LedgerError when there is no ledger (or no run) in `results_dir`.
+    `output_format` (jsonl, legacy, both, coco, odvg or sft) defaults to the latest run's
+    `workflow.output_format` (jsonl when it has none); `options` (filters, one step's output,
+    the sft target's box convention: `auto_label.export_options.export_options` builds them)
+    default to everything as recorded. Raises ExportError for an unknown format, one that does
+    not fit the ledger's pipeline or options that do not fit the format, LedgerError when there
+    is no ledger (or no run) in `results_dir`.
     """
     results_dir = Path(results_dir)
     with Ledger.open(results_dir, create=False) as ledger:
@@ -103,9 +109,10 @@ def export(results_dir: str | Path, *, output_format: str | None = None) -> Expo
                 counted += record.record is not None
                 yield record
 
-        written = write_exports(counting(), results_dir, formats)
+        written = write_exports(counting(), results_dir, formats, options, pipeline)
     return ExportResult([p for w in written for p in w.paths], counted,
-                        sum(w.files for w in written))
+                        sum(w.files for w in written),
+                        {w.paths[0]: w.records for w in written if w.paths})
 
 
 def run_pipeline_name(results_dir: str | Path) -> str:

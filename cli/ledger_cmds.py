@@ -19,15 +19,36 @@ def export(
         "--format", help=f"{', '.join(api.EXPORT_FORMATS)} (default: the last run's "
                          "output_format, else jsonl)."
     )] = None,
+    min_score: Annotated[float | None, typer.Option(
+        "--min-score", help="Leave out boxes scored below this (0-1).")] = None,
+    verified_only: Annotated[bool, typer.Option(
+        "--verified-only", help="Only expressions a check confirmed (referring step 3).")] = False,
+    step: Annotated[str | None, typer.Option(
+        "--step", help="One step's output (with what it builds on), e.g. 2 for the referring "
+                       "expressions before the check.")] = None,
+    coordinates: Annotated[str | None, typer.Option(
+        "--coordinates", help="sft: the box convention of the model to train (xyxy_pixel, "
+                              "xyxy_1000, yxyx_1000).")] = None,
+    for_model: Annotated[str | None, typer.Option(
+        "--for-model", help="sft: the model to train; its profile gives the convention (and "
+                            "Qwen2.5-VL's processor frame).")] = None,
+    max_pixels: Annotated[int | None, typer.Option(
+        "--max-pixels", help="sft with --for-model qwen2.5-vl: the max_pixels its training "
+                             "processor uses.")] = None,
 ) -> None:
-    """Write annotations.jsonl (and legacy files, if the spec asks) from the ledger."""
+    """Write an export from the ledger: annotations.jsonl (and legacy files, if the spec asks),
+    or a training format: coco, odvg, sft."""
     from auto_label.cli.summary import print_outputs
+    from auto_label.export_options import export_options
 
     try:
-        result = api.export(results_dir, output_format=output_format)
+        options = export_options(min_score=min_score, verified_only=verified_only, step=step,
+                                 coordinates=coordinates, for_model=for_model,
+                                 max_pixels=max_pixels, output_format=output_format)
+        result = api.export(results_dir, output_format=output_format, options=options)
     except AutoLabelError as error:
         raise fail(error) from None
-    print_outputs(out, result.files, result.records)
+    print_outputs(out, result.files, result.records, result.counts)
 
 
 @app.command()

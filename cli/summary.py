@@ -87,13 +87,17 @@ def _say(console: Console, *parts: str | tuple[str, str]) -> None:
     console.print(Text.assemble(*parts), soft_wrap=True, highlight=False)
 
 
-def print_outputs(console: Console, outputs: list[Path], records: int) -> None:
+def print_outputs(console: Console, outputs: list[Path], records: int,
+                  counts: dict[Path, int] | None = None) -> None:
+    """One line per file written; `counts` (file -> entries) where known, else `records` for
+    annotations.jsonl-like files."""
     for path in outputs:
         if path.is_dir():
             console.print(f"wrote legacy files in {path}", highlight=False, markup=False)
-        else:
-            console.print(f"wrote {path} ({figures.number(records)} records)", highlight=False,
-                          markup=False)
+            continue
+        count = counts.get(path) if counts is not None else records
+        what = f" ({figures.number(count)} records)" if count is not None else ""
+        console.print(f"wrote {path}{what}", highlight=False, markup=False)
 
 
 def print_probe(console: Console, report: ProbeReport) -> None:

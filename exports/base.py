@@ -4,10 +4,12 @@ ledger feeds every format asked for), and what it reports having written."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from auto_label.boxes import Convention
+from auto_label.exports.filters import RecordFilter
 from auto_label.pipelines.records import ImageRecord
 
 
@@ -33,10 +35,26 @@ class Sink(Protocol):
 
 
 @dataclass(frozen=True)
+class ExportOptions:
+    """What `export` was asked besides the format."""
+
+    filter: RecordFilter = field(default_factory=RecordFilter)
+    convention: Convention = "xyxy_1000"
+    """sft: the box convention of the model to fine-tune"""
+    sent_size: Callable[[int, int], tuple[int, int]] | None = None
+    """sft: (width, height) -> the frame that model's processor sees the image at (None: the
+    image's own size)"""
+    step: str | None = None
+    """export one step's output (with what it builds on) instead of the whole record"""
+
+
+@dataclass(frozen=True)
 class ExportFormat:
     name: str
     description: str
-    open: Callable[[Path], Sink]
-    """results_dir -> a sink writing into it"""
+    open: Callable[[Path, ExportOptions], Sink]
+    """(results_dir, options) -> a sink writing into it"""
     pipelines: frozenset[str] | None = None
     """the pipelines it fits (None: every one)"""
+    filters: bool = True
+    """whether `ExportOptions.filter` applies (legacy files mirror the steps as they are)"""

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from auto_label.exports.atomic import AtomicTextFile
 from auto_label.exports.base import Written
+from auto_label.exports.filters import RecordFilter
 from auto_label.pipelines.records import ImageRecord
 
 ANNOTATIONS_FILE = "annotations.jsonl"
@@ -28,14 +30,17 @@ def record_to_json_line(record: ImageRecord) -> str | None:
 
 
 class AnnotationsJsonl:
-    """A sink writing `results_dir/annotations.jsonl`."""
+    """A sink writing `results_dir/annotations.jsonl` (what `record_filter` keeps of each)."""
 
-    def __init__(self, results_dir: Path) -> None:
+    def __init__(self, results_dir: Path, record_filter: RecordFilter | None = None) -> None:
+        self.filter = record_filter
         self.path = results_dir / ANNOTATIONS_FILE
         self._file = AtomicTextFile(self.path, durable=True)
         self._records = 0
 
     def add(self, record: ImageRecord) -> None:
+        if self.filter is not None and record.record is not None:
+            record = replace(record, record=self.filter.apply(record.record))
         line = record_to_json_line(record)
         if line is not None:
             self._file.write(line)

@@ -31,7 +31,7 @@ def grounding_out(tmp_path, sim):
 
 
 @pytest.mark.parametrize(("fmt", "message"), [
-    ("xml", "unknown export format 'xml'; the formats are jsonl, legacy, both"),
+    ("xml", "unknown export format 'xml'; the formats are jsonl, legacy, coco, odvg, sft, both"),
     ("legacy", "the legacy format is for image_referring_expression results, and this "
                "results_dir holds image_grounding results (use jsonl)"),
     ("both", "the legacy format is for image_referring_expression results"),

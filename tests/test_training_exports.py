@@ -166,3 +166,40 @@ def test_verified_only_keeps_what_the_check_confirmed():
     kept = RecordFilter(verified_only=True).apply(record)
     assert [e["text"] for e in kept["expressions"]] == ["yes"]
     assert len(record["expressions"]) == 3  # the input is left alone
+
+
+def test_export_command_writes_each_training_format_with_its_options(referring_run):
+    from typer.testing import CliRunner
+
+    from auto_label.cli.main import app
+
+    runner = CliRunner()
+    out = str(referring_run)
+    for fmt, name in (("coco", "coco.json"), ("odvg", "odvg.jsonl")):
+        done = runner.invoke(app, ["export", out, "--format", fmt])
+        assert done.exit_code == 0, done.output
+        assert str(referring_run / name) in done.output
+    refused = runner.invoke(app, ["export", out, "--format", "sft"])
+    assert refused.exit_code == 2 and "--for-model" in refused.output
+    qwen = runner.invoke(app, ["export", out, "--format", "sft", "--for-model",
+                               "Qwen/Qwen2.5-VL-7B-Instruct", "--max-pixels", "200704"])
+    assert qwen.exit_code == 0, qwen.output
+    sample = read_jsonl(referring_run / "sft.jsonl")[0]
+    assert '"bbox_2d"' in sample["messages"][1]["content"]
+    records = read_jsonl(referring_run / "annotations.jsonl")
+    # --step 2: the expressions before the check (never verified), no record change on disk
+    before = runner.invoke(app, ["export", out, "--format", "odvg", "--step", "2"])
+    assert before.exit_code == 0, before.output
+    assert len(read_jsonl(referring_run / "odvg.jsonl")) == len(records)
+    unverified = runner.invoke(app, ["export", out, "--format", "coco", "--step", "2",
+                                     "--verified-only"])
+    assert unverified.exit_code == 0
+    coco = json.loads((referring_run / "coco.json").read_text())
+    assert not any(s.get("source") == "expression" for a in coco["annotations"]
+                   for s in a["sentences"])  # nothing is verified before step 3
+    for bad, says in ((["--format", "legacy", "--min-score", "0.5"], "filters do not apply"),
+                      (["--format", "coco", "--step", "9"], "the steps are"),
+                      (["--format", "coco", "--coordinates", "xyxy_1000"], "for --format sft"),
+                      (["--format", "sft", "--for-model", "mystery-vl"], "no profile")):
+        result = runner.invoke(app, ["export", out, *bad])
+        assert result.exit_code == 2 and says in result.output, (bad, result.output)
