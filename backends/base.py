@@ -170,7 +170,7 @@ class SmartResize(BaseModel):
     patch_size 14 x merge_size 2, min_pixels 3136, max_pixels 12845056); servers are often started
     with a lower max_pixels (vLLM's --mm-processor-kwargs), which `auto_label probe` finds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     factor: int = Field(default=28, ge=1, le=1024)
     min_pixels: int = Field(default=3136, ge=1)
@@ -214,15 +214,19 @@ class BackendConfig(BaseModel):
     included for `smart_resize`, always wins.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     DEFAULT_COORDINATES: ClassVar[Convention] = "xyxy_pixel"
     """the convention of a model without a profile"""
 
     api_key: SecretStr = Field(default=SecretStr(""))
     coordinates: Convention | None = None
+    """how the model writes boxes: xyxy_pixel, xyxy_1000 or yxyx_1000; null: its profile's"""
     max_image_side: int = Field(default=0, ge=0)
+    """downscale images whose longest side is larger (pixels); 0: send them as they are"""
     smart_resize: SmartResize | None = None
+    """send images at the frame a Qwen2-VL-style processor resizes to ({factor, min_pixels,
+    max_pixels}); null: its profile's"""
     price: PriceSetting | None = Field(
         default=None, description="USD per million tokens; empty: the price table's entry for "
                                   "the model (backends/prices.py). Never part of a fingerprint")

@@ -49,13 +49,21 @@ class GeminiConfig(BackendConfig):
 
     DEFAULT_COORDINATES = "yxyx_1000"
 
-    api_key: SecretStr = Field(default=SecretStr(""), description="empty: GOOGLE_API_KEY")
+    api_key: SecretStr = Field(
+        default=SecretStr(""), description="leave empty and set GOOGLE_API_KEY (keep keys out of "
+                                           "spec files)")
     model: str = "gemini-3.1-flash-lite-preview"
+    """the Gemini model"""
     media_resolution: MediaResolution = "MEDIA_RESOLUTION_LOW"
+    """how many tokens an image costs: MEDIA_RESOLUTION_LOW, _MEDIUM or _HIGH"""
     temperature: float = Field(default=0.3, ge=0.0, le=2.0)
+    """sampling temperature"""
     max_output_tokens: int = Field(default=8192, gt=0)
+    """the answer's token limit (thinking included)"""
     timeout: float = Field(default=120, gt=0)
+    """seconds to wait for one answer"""
     base_url: str = ""
+    """empty: Google's endpoint"""
 
 DEFAULT_ENDPOINT = "https://generativelanguage.googleapis.com"
 MISSING_KEY = ("no Gemini API key: set vlm.gemini.api_key in the spec or the GOOGLE_API_KEY (or "

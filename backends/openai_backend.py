@@ -47,12 +47,19 @@ NO_KEY = "EMPTY"
 class OpenAIConfig(BackendConfig):
     """`vlm.openai`: any OpenAI-compatible endpoint (defaults from the product spec)."""
 
-    api_key: SecretStr = Field(default=SecretStr(""), description="empty: OPENAI_API_KEY")
+    api_key: SecretStr = Field(
+        default=SecretStr(""), description="leave empty and set OPENAI_API_KEY (keep keys out of "
+                                           "spec files)")
     base_url: str = ""
+    """the server's OpenAI-compatible URL, ending in /v1; empty: OpenAI's"""
     model_name: str = ""
+    """the model as the endpoint serves it (vLLM's --served-model-name); required"""
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    """sampling temperature"""
     max_tokens: int = Field(default=4096, gt=0)
+    """the answer's token limit (reasoning included on reasoning models)"""
     timeout: float = Field(default=60, gt=0)
+    """seconds to wait for one answer"""
 
 
 class OpenAIBackend:

@@ -17,7 +17,8 @@ from typer.core import TyperGroup
 from auto_label.errors import AutoLabelError
 from auto_label.version import __version__
 
-COMMANDS = ("generate", "status", "show", "replay", "export", "review", "eval", "probe", "demo")
+COMMANDS = ("init", "generate", "status", "show", "replay", "export", "review", "eval", "probe",
+            "demo")
 """The order `auto_label --help` lists the commands in (the modules register them in any order)."""
 
 

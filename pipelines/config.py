@@ -16,7 +16,7 @@ from auto_label.pipelines.images.decode import PILLOW_MAX_IMAGE_PIXELS, IngestSe
 class ConfigBlock(BaseModel):
     """A block of the spec: unknown keys are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class RetryConfig(ConfigBlock):
@@ -37,7 +37,9 @@ class WorkflowConfig(ConfigBlock):
 
     steps: list[str]
     max_workers: int = Field(default=4, ge=1, le=512)
+    """requests in flight at once"""
     force_reprocess: bool = False
+    """ask again even where the ledger has an answer"""
     rpm: int | None = Field(default=None, gt=0, description="requests per minute, optional")
     max_cost: float | None = Field(
         default=None, gt=0, description="USD a run may spend: no request starts once it would "
@@ -46,6 +48,7 @@ class WorkflowConfig(ConfigBlock):
         default=30.0, gt=0,
         description="seconds between progress lines when stdout is not a terminal")
     retries: RetryConfig = RetryConfig()
+    """how failed requests are retried"""
 
     @field_validator("steps", mode="before")
     @classmethod

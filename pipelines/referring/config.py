@@ -19,8 +19,13 @@ class ReferringWorkflow(WorkflowConfig):
 
 class ReferringData(ImageData):
     image_dir: str = ""
+    """the images (with kitti_label_dir), or where relative paths of input_annotations_jsonl
+    are found"""
     kitti_label_dir: str = ""
+    """one KITTI label file per image (<image stem>.txt): the boxes to describe"""
     input_annotations_jsonl: str = ""
+    """instead of KITTI labels: earlier annotations.jsonl-shaped records (their regions'
+    boxes, and the step outputs they already hold)"""
 
     @model_validator(mode="after")
     def _some_input(self) -> ReferringData:
