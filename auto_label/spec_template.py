@@ -128,3 +128,35 @@ def spec_template(pipeline: str, *, backend: str = "gemini", model: str | None =
     lines.append("  data:")
     lines += list(_lines(spec.data, data_values, "    "))
     return "\n".join(lines) + "\n"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str, str]]:
+    for name, field in model.model_fields.items():
+        nested = _model_of(field.annotation)
+        default = _default(field)
+        if nested is not None and isinstance(default, BaseModel):
+            yield from _rows(nested, f"{prefix}{name}.")
+            continue
+        shown = "required" if field.is_required() else _scalar(default)
+        yield f"{prefix}{name}", shown, " ".join((field.description or "").split())
+
+
+def spec_reference(pipeline: str) -> str:
+    """A Markdown table of every key of `pipeline`'s block (each backend's `vlm` keys
+    included) with its default and meaning, from the spec models (what the skills' references
+    show; a test keeps the committed copy equal to this)."""
+    if pipeline not in PIPELINES:
+        raise SpecError(f"unknown pipeline {pipeline!r}; the pipelines are {sorted(PIPELINES)}")
+    spec = PIPELINES[pipeline]
+    vlm = vlm_config_model()
+    lines = [f"# Spec keys of {pipeline}", "",
+             "Generated from the spec models by `auto_label.spec_template.spec_reference`; do "
+             "not edit by hand.", "", "| key | default | meaning |", "|---|---|---|",
+             "| `results_dir` | required | where the ledger and the exports go |",
+             f"| `autolabel_type` | required | `{pipeline}` |"]
+    sections: list[tuple[str, type[BaseModel]]] = [(f"{pipeline}.vlm.", vlm)]
+    sections += [(f"{pipeline}.workflow.", spec.workflow), (f"{pipeline}.data.", spec.data)]
+    for prefix, model in sections:
+        for key, default, meaning in _rows(model, prefix):
+            lines.append(f"| `{key}` | `{default}` | {meaning.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ import functools
 from importlib.metadata import entry_points
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from auto_label.backends.base import Backend, BackendConfig, BackendPlugin
 from auto_label.errors import SpecError
@@ -77,7 +77,9 @@ def vlm_config_model() -> type[VLMConfigBase]:
     found = plugins()
     names = Literal.__getitem__(tuple(found))  # the registered names, as a Literal type
     default = DEFAULT_BACKEND if DEFAULT_BACKEND in found else next(iter(found))
-    fields: dict[str, Any] = {"backend": (names, default)}
+    backend = Field(default=default, description="which vlm.<backend> block the run uses: "
+                                                 + " or ".join(found))
+    fields: dict[str, Any] = {"backend": (names, backend)}
     fields.update({name: (plugin.config, plugin.config.model_validate({}))
                    for name, plugin in found.items()})
     return create_model("VLMConfig", __base__=VLMConfigBase, **fields)
