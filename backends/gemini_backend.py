@@ -109,6 +109,13 @@ class GeminiBackend:
         options = types.HttpOptions(timeout=int(config.timeout * 1000),
                                     base_url=config.base_url or None)
         self._client = genai.Client(api_key=key, http_options=options)
+        self._configs = {json_output: types.GenerateContentConfig(
+            temperature=config.temperature,
+            max_output_tokens=config.max_output_tokens,
+            media_resolution=types.MediaResolution(config.media_resolution),
+            response_mime_type="application/json" if json_output else None,
+        ) for json_output in (False, True)}
+        """the generation config of a request, built once (not per request)"""
         self.endpoint = (config.base_url or DEFAULT_ENDPOINT).rstrip("/")
         self.token_limit = ("vlm.gemini.max_output_tokens", config.max_output_tokens)
 
@@ -147,12 +154,7 @@ class GeminiBackend:
         from google.genai import errors, types
 
         timeouts, transport = _transport_errors()
-        config = types.GenerateContentConfig(
-            temperature=self.config.temperature,
-            max_output_tokens=self.config.max_output_tokens,
-            media_resolution=types.MediaResolution(self.config.media_resolution),
-            response_mime_type="application/json" if request.json_output else None,
-        )
+        config = self._configs[request.json_output]
         contents: list[types.PartUnionDict] = [
             types.Part.from_bytes(data=request.image.data, mime_type=request.image.mime_type),
             request.prompt,
@@ -177,7 +179,6 @@ class GeminiBackend:
 
 
 def _response(response: types.GenerateContentResponse) -> VLMResponse:
-    raw = response.model_dump_json(exclude_none=True)
     usage = response.usage_metadata
     candidates = response.candidates or []
     candidate = candidates[0] if candidates else None
@@ -198,10 +199,11 @@ def _response(response: types.GenerateContentResponse) -> VLMResponse:
         feedback = response.prompt_feedback
         reason = feedback.block_reason if feedback is not None else None
         why = f"the prompt was blocked ({_name(reason)})" if reason else "no candidate returned"
-        raise Blocked(why, raw_text=raw, response=answer)
-    if finish in BLOCKING:
-        raise Blocked(f"the answer was blocked (finish reason {finish})", raw_text=raw,
+        raise Blocked(why, raw_text=response.model_dump_json(exclude_none=True),
                       response=answer)
+    if finish in BLOCKING:
+        raise Blocked(f"the answer was blocked (finish reason {finish})",
+                      raw_text=response.model_dump_json(exclude_none=True), response=answer)
     return answer
 
 

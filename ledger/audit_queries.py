@@ -52,9 +52,15 @@ def token_sums(conn: sqlite3.Connection, backend: str,
     """(step, answered by this backend and model, responses, prompt, answer and thinking token
     sums) of the ledger's answers with a usage, grouped by step and by whether the model matches
     (what `generate --dry-run` estimates the tokens of a request from)."""
-    q, r = _BODY.format("q"), _BODY.format("r")
+    q, r, tpl = _BODY.format("q"), _BODY.format("r"), _BODY.format("t")
+    # a request names its backend and model itself (recorded before templates) or through the
+    # request_template its run recorded
+    run_side = (f"(SELECT json_extract({tpl}, '$.{{0}}') FROM events t WHERE "
+                f"t.type = 'request_template' AND t.run_id = q.run_id LIMIT 1)")
+    backend_of, model_of = (f"COALESCE(json_extract({q}, '$.{field}'), "
+                            f"{run_side.format(field)})" for field in ("backend", "model"))
     rows = conn.execute(
-        f"SELECT r.step, json_extract({q}, '$.backend') = ? AND json_extract({q}, '$.model') = ?,"
+        f"SELECT r.step, {backend_of} = ? AND {model_of} = ?,"
         f" COUNT(*), SUM(json_extract({r}, '$.usage.prompt_tokens')),"
         f" SUM(json_extract({r}, '$.usage.completion_tokens')),"
         f" SUM(json_extract({r}, '$.usage.thinking_tokens')) "
@@ -64,3 +70,10 @@ def token_sums(conn: sqlite3.Connection, backend: str,
         "IS NOT NULL GROUP BY 1, 2", (backend, model)).fetchall()
     return [(str(step), bool(match), int(n), float(p or 0), float(a or 0), float(t or 0))
             for step, match, n, p, a, t in rows]
+
+
+def request_templates(conn: sqlite3.Connection, run_id: str) -> list[tuple[int, str]]:
+    """(seq, body) of the request_template events run `run_id` recorded, in order."""
+    return [(int(seq), str(body)) for seq, body in conn.execute(
+        "SELECT seq, body FROM events WHERE type = 'request_template' AND run_id = ? "
+        "ORDER BY seq", (run_id,))]

@@ -4,7 +4,9 @@
 - every completion row belongs to a `step_completed` event with the same key, and every
   `step_completed` event has its completion row (the unique key is what refuses duplicates);
 - `current`, `images` and `runs` are what folding the events gives;
-- every response and failed attempt answers a request sent before it.
+- every response and failed attempt answers a request sent before it;
+- every request names a prompt template its run recorded before it, and its values fill it;
+  one that names no image file was sent its image's seeded file (a seed comes before it).
 
 Each problem is one line; an empty list means the ledger is sound.
 """
@@ -21,6 +23,7 @@ from auto_label.ledger.events import (
     AttemptFailed,
     ImageSeeded,
     RequestSent,
+    RequestTemplate,
     ResponseReceived,
     RunFinished,
     RunStarted,
@@ -29,6 +32,7 @@ from auto_label.ledger.events import (
     parse_event,
 )
 from auto_label.ledger.store import Ledger
+from auto_label.ledger.templates import render
 
 MAX_PROBLEMS = 50
 
@@ -61,6 +65,7 @@ def _problems(ledger: Ledger) -> Iterator[str]:
         return
     completions = queries.completion_rows(conn)
     requests: set[str] = set()
+    templates: dict[tuple[str, str], str] = {}
     expected = _Expected()
     for seq, kind, image_id, step, body in queries.all_event_rows(conn):
         where = f"event {seq} ({kind})"
@@ -75,8 +80,14 @@ def _problems(ledger: Ledger) -> Iterator[str]:
             yield f"{where}: columns (type, image_id, step) disagree with the body"
         if isinstance(event, ImageSeeded):
             expected.seeds[event.image_id] = seq
+        elif isinstance(event, RequestTemplate):
+            templates.setdefault((event.run_id, event.template), event.text)
         elif isinstance(event, RequestSent):
             requests.add(event.request_id)
+            yield from _request_problems(where, event, templates)
+            if event.image_sha256 is None and event.image_id not in expected.seeds:
+                yield f"{where}: names no image file, and {event.image_id} was never seeded " \
+                      "before it"
         elif isinstance(event, ResponseReceived | AttemptFailed):
             if event.request_id not in requests:
                 yield f"{where}: answers request {event.request_id}, never sent"
@@ -111,6 +122,21 @@ def _problems(ledger: Ledger) -> Iterator[str]:
         yield f"completion row of {row[1]} step {row[0]} points at event {seq}, " \
               "which is not a step_completed event"
     yield from _projections(ledger, expected)
+
+
+def _request_problems(where: str, event: RequestSent,
+                      templates: dict[tuple[str, str], str]) -> Iterator[str]:
+    if not event.prompt_template:  # recorded before templates: the prompt is inline
+        return
+    text = templates.get((event.run_id, event.prompt_template))
+    if text is None:
+        yield f"{where}: its prompt template {event.prompt_template} was not recorded " \
+              "by its run before it"
+        return
+    try:
+        render(text, event.prompt_vars)
+    except (KeyError, TypeError) as exc:
+        yield f"{where}: its prompt does not render from its template ({exc})"
 
 
 def _projections(ledger: Ledger, expected: _Expected) -> Iterator[str]:

@@ -6,22 +6,32 @@ event carries `v`, the version it was written at; `parse_event` upcasts it to th
 before validating, so the rest of the code only ever sees current events. An event that changes
 shape gets its `class_version` bumped and an upcaster; stored rows are never rewritten.
 
+The events of images (`compact_body`) are stored without the fields that hold their default (the
+default fills them back when read), so a field's default is part of the stored format: changing
+one needs a new class_version whose upcaster writes the old default into bodies that lack it. A
+class may also leave out what it can derive (`derived` / `expand`, e.g. a seed's stored size when
+it is its upright size). `body()` is what the ledger stores (`auto_label.ledger.bodies`).
+Requests store their prompt as a template key and values; the template's text and the run's
+backend parameters are in its `request_template` (`auto_label.ledger.templates`).
+
 No event holds an API key or the image bytes: the image is referred to by its sha256.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from auto_label.ledger.bodies import Compact
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.versioning import Versioned
 
 
-class _Event(BaseModel, Versioned):
+class _Event(Compact, Versioned):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    compact_body: ClassVar[bool] = False
 
     v: int = Field(default=1, description="the schema version it was written at: class_version")
     at: float = Field(default_factory=time.time, description="unix time it was recorded")
@@ -96,7 +106,8 @@ class RunFinished(_Event):
 class ImageSeeded(_Event):
     """An image read and checked: its file, and the frame its boxes are stored in."""
 
-    class_version = 2
+    class_version = 3
+    compact_body = True
     type: Literal["image_seeded"] = "image_seeded"
     image_id: str
     path: str
@@ -125,6 +136,29 @@ class ImageSeeded(_Event):
                 "stored_height": raw.get("height"), "orientation": 1, "conversion": None,
                 "ingest": ""}
 
+    @staticmethod
+    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
+        """A v3 body leaves out the stored size when it is the upright size (`derived`); a v2
+        body always holds it."""
+        return {**raw, "v": 3}
+
+    def derived(self) -> set[str]:
+        if (self.stored_width, self.stored_height) == (self.width, self.height):
+            return {"stored_width", "stored_height"}
+        return set()
+
+    def body(self) -> str:
+        text = super().body()
+        if self.stored_width is None and self.stored_height is None:  # not the upright size
+            return text[:-1] + ',"stored_width":null,"stored_height":null}'
+        return text
+
+    @classmethod
+    def expand(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        if "stored_width" in raw or "stored_height" in raw:
+            return raw
+        return {**raw, "stored_width": raw.get("width"), "stored_height": raw.get("height")}
+
     @property
     def image_key(self) -> str:
         """What the model is shown, as a key: the file's sha256 when it sees the file's own
@@ -137,6 +171,7 @@ class ImageSeeded(_Event):
 
 
 class ImageRejected(_Event):
+    compact_body = True
     type: Literal["image_rejected"] = "image_rejected"
     image_id: str
     path: str
@@ -153,24 +188,59 @@ class Usage(BaseModel):
     thinking_tokens: int | None = None
 
 
+class RequestTemplate(_Event):
+    """What the requests of a run that use one prompt template share, recorded once per run and
+    template before the first of them: the template's text (each request fills it with its
+    `prompt_vars`: `auto_label.ledger.templates.render`), and the backend, model and parameters
+    (`Backend.describe()`, never the key) the run sends with."""
+
+    compact_body = True
+    type: Literal["request_template"] = "request_template"
+    template: str = Field(description="its key: task@version, and /convention when the text "
+                                      "names a box convention, e.g. grounding.ground@1/yxyx_1000")
+    text: str
+    backend: str
+    model: str
+    parameters: dict[str, Any]
+
+
 class RequestSent(_Event):
+    class_version = 2
+    compact_body = True
     type: Literal["request_sent"] = "request_sent"
     request_id: str
     image_id: str
     step: str
-    attempt: int
+    attempt: int = 1
     fingerprint: str
-    backend: str
-    model: str
-    parameters: dict[str, Any]
-    prompt: str
-    image_sha256: str
+    prompt_template: str = Field(
+        default="", description="the key of the request_template its run recorded: with "
+                                "`prompt_vars` it gives the prompt's text and the parameters; "
+                                "empty for a request that holds them itself (before templates)")
+    prompt_vars: dict[str, Any] = Field(default_factory=dict,
+                                        description="the values of the template's placeholders")
+    image_sha256: str | None = Field(
+        default=None, description="the sha256 of the file sent; None when it is the image's "
+                                  "own: the file of its latest image_seeded before the request")
     sent_width: int
     sent_height: int
+    prompt: str | None = Field(default=None, description="the prompt's text, in requests "
+                                                         "recorded before templates")
+    backend: str | None = None
+    model: str | None = None
+    parameters: dict[str, Any] | None = None
+
+    @staticmethod
+    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+        """v1 held its prompt, backend, model and parameters itself; v2 names its run's
+        request_template and the values that fill it (a v1 request names none). v1 always
+        named its image's sha256 and attempt; v2 leaves out the seed's own and attempt 1."""
+        return {**raw, "v": 2, "prompt_template": ""}
 
 
 class ResponseReceived(_Event):
     class_version = 3
+    compact_body = True
     type: Literal["response_received"] = "response_received"
     request_id: str
     image_id: str
@@ -202,6 +272,7 @@ class ResponseReceived(_Event):
 
 
 class AttemptFailed(_Event):
+    compact_body = True
     type: Literal["attempt_failed"] = "attempt_failed"
     request_id: str
     image_id: str
@@ -214,15 +285,17 @@ class AttemptFailed(_Event):
 
 
 class StepCompleted(_Event):
-    class_version = 3
+    class_version = 4
+    compact_body = True
     type: Literal["step_completed"] = "step_completed"
     image_id: str
     step: str
     fingerprint: str
     generation: int = 0
     output: dict[str, Any]
-    output_version: int = Field(description="the schema version of `output` (its step's output "
-                                            "model), for the upcasters of that model")
+    output_version: int = Field(default=1, description="the schema version of `output` (its "
+                                                       "step's output model), for the upcasters "
+                                                       "of that model")
     found: int | None = Field(default=None, description="how many things the output holds "
                                                         "(boxes, expressions...); 0: nothing found")
     output_hash: str
@@ -240,10 +313,16 @@ class StepCompleted(_Event):
         """v3 counts what the output found; unknown for earlier completions."""
         return {**raw, "v": 3, "found": None}
 
+    @staticmethod
+    def upcast_v3_v4(raw: dict[str, Any]) -> dict[str, Any]:
+        """A v4 body leaves out output_version 1 (the default); a v3 body always holds it."""
+        return {**raw, "v": 4}
+
 
 class StepSelected(_Event):
     """An earlier completion becomes current again (its fingerprint matches the spec once more)."""
 
+    compact_body = True
     type: Literal["step_selected"] = "step_selected"
     image_id: str
     step: str
@@ -251,6 +330,7 @@ class StepSelected(_Event):
 
 
 class StepFailed(_Event):
+    compact_body = True
     type: Literal["step_failed"] = "step_failed"
     image_id: str
     step: str
@@ -267,6 +347,7 @@ Event = Annotated[
     | RunFinished
     | ImageSeeded
     | ImageRejected
+    | RequestTemplate
     | RequestSent
     | ResponseReceived
     | AttemptFailed
@@ -277,8 +358,8 @@ Event = Annotated[
 ]
 
 EVENT_CLASSES: tuple[type[_Event], ...] = (
-    RunStarted, RunWarning, RunFinished, ImageSeeded, ImageRejected, RequestSent, ResponseReceived,
-    AttemptFailed, StepCompleted, StepSelected, StepFailed)
+    RunStarted, RunWarning, RunFinished, ImageSeeded, ImageRejected, RequestTemplate, RequestSent,
+    ResponseReceived, AttemptFailed, StepCompleted, StepSelected, StepFailed)
 _BY_TYPE: dict[str, type[_Event]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
 
 
@@ -293,7 +374,8 @@ def parse_event(raw: dict[str, Any]) -> Event:
     version = raw.get("v", 1)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(f"event version {version!r} is not an integer")
-    return cast(Event, cls.model_validate(cls.upcast(raw, version)))
+    current = cls.expand(raw) if version == cls.class_version else cls.upcast(raw, version)
+    return cast(Event, cls.model_validate(current))
 
 
 IMAGE_EVENT_TYPES = ("image_seeded", "image_rejected", "step_completed", "step_selected",

@@ -8,7 +8,8 @@ that `projections.append_batch` maintains in the same transaction as the events 
 the unique key of `completions` is what makes a duplicate completion impossible rather than
 unlikely. From m002 on, statements run one by one (`executescript` commits the transaction that
 sqlite-utils wraps a migration in). From m004 on, views show the events to people (`requests`,
-`responses`, `step_completions`, `failures`, `records`): read-only, never used by the tool.
+`responses`, `step_completions`, `failures`, `records`): read-only, never used by the tool; m005
+recreates those that read fields events no longer always hold.
 """
 
 from __future__ import annotations
@@ -197,6 +198,70 @@ def m004_views(db: Database) -> None:
         "LEFT JOIN step_names n ON n.step = c.step AND n.pipeline = "
         f"json_extract({_JSON.replace('body', 's.body')}, '$.pipeline')"
     )
+
+
+def _of_template(path: str) -> str:
+    """A field of the request_template the request (`e`) names, from its run."""
+    body = _JSON.replace("body", "t.body")
+    return (f"(SELECT json_extract({body}, '$.{path}') FROM events t "
+            "WHERE t.type = 'request_template' AND t.run_id = e.run_id "
+            f"AND json_extract({body}, '$.template') = {_field('prompt_template')} LIMIT 1)")
+
+
+def _of_seed(path: str) -> str:
+    """A field of the latest image_seeded of the event's (`e`) image before it."""
+    body = _JSON.replace("body", "s.body")
+    return (f"(SELECT json_extract({body}, '$.{path}') FROM events s "
+            "WHERE s.image_id = e.image_id AND s.type = 'image_seeded' AND s.seq < e.seq "
+            "ORDER BY s.seq DESC LIMIT 1)")
+
+
+@MIGRATIONS()
+def m005_compact_events(db: Database) -> None:
+    """A request records its prompt as a template key and the values that fill it (its run's
+    `request_template` event holds the template's text, backend, model and parameters, once),
+    and leaves out the sha256 of a file that is its image's own; an image's events leave out
+    fields at their default. The views read both shapes. `requests` adds prompt_template,
+    prompt_vars and template (the text), takes backend, model and parameters from the template
+    and image_sha256 from the latest seed when the request does not hold them; its `prompt` is
+    the full text when the request holds it (recorded before templates), when the template has
+    no placeholder or is `text` (the whole prompt is its value); `auto_label show` renders every
+    prompt. `responses` and `step_completions` show a left-out default as its value."""
+    for view in ("requests", "responses", "step_completions"):
+        db.execute(f"DROP VIEW {view}")
+    db.execute(_event_view("requests", ("request_sent",), {
+        "attempt": f"COALESCE({_field('attempt')}, IIF(e.j IS NULL, NULL, 1))",
+        "request_id": _field("request_id"),
+        "backend": f"COALESCE({_field('backend')}, {_of_template('backend')})",
+        "model": f"COALESCE({_field('model')}, {_of_template('model')})",
+        "prompt": f"COALESCE({_field('prompt')}, CASE WHEN {_field('prompt_template')} = "
+                  f"'text' THEN {_field('prompt_vars.prompt')} WHEN {_field('prompt_vars')} "
+                  f"IS NULL THEN {_of_template('text')} END)",
+        "prompt_template": _field("prompt_template"), "prompt_vars": _field("prompt_vars"),
+        "template": _of_template("text"),
+        "parameters": f"COALESCE({_field('parameters')}, {_of_template('parameters')})",
+        "fingerprint": _field("fingerprint"),
+        "image_sha256": f"COALESCE({_field('image_sha256')}, {_of_seed('sha256')})",
+        "sent_width": _field("sent_width"), "sent_height": _field("sent_height")}))
+    db.execute(_event_view("responses", ("response_received",), {
+        "attempt": _field("attempt"), "request_id": _field("request_id"),
+        "text": _field("text"), "finish_reason": _field("finish_reason"),
+        "prompt_tokens": _field("usage.prompt_tokens"),
+        "answer_tokens": _field("usage.completion_tokens"),
+        "thinking_tokens": _field("usage.thinking_tokens"), "latency_s": _field("latency_s"),
+        "model_version": _field("model_version"), "response_id": _field("response_id"),
+        "answer_in": f"COALESCE({_field('answer_in')}, IIF(e.j IS NULL, NULL, 'content'))",
+        "thinking": _field("thinking")}))
+    db.execute(_event_view("step_completions", ("step_completed",), {
+        "is_current": "EXISTS (SELECT 1 FROM current c WHERE c.image_id = e.image_id "
+                      "AND c.step = e.step AND c.seq = e.seq)",
+        "found": _field("found"), "output": _field("output"),
+        "output_version": f"COALESCE({_field('output_version')}, IIF(e.j IS NULL, NULL, 1))",
+        "fingerprint": _field("fingerprint"),
+        "generation": f"COALESCE({_field('generation')}, IIF(e.j IS NULL, NULL, 0))",
+        "upstream": f"COALESCE({_field('upstream')}, IIF(e.j IS NULL, NULL, '{{}}'))",
+        "request_id": _field("request_id"),
+        "source": f"COALESCE({_field('source')}, IIF(e.j IS NULL, NULL, ''))"}))
 
 
 def known_migrations() -> list[str]:

@@ -35,7 +35,7 @@ def input_hash(caption: str | None, extra: dict[str, Any]) -> str:
 
 def _row(event: Event) -> tuple[object, ...]:
     return (event.type, event.v, event.run_id, getattr(event, "image_id", None),
-            getattr(event, "step", None), event.at, event.model_dump_json())
+            getattr(event, "step", None), event.at, event.body())
 
 
 def append_batch(conn: sqlite3.Connection, events: Sequence[Event]) -> list[StepCompleted]:

@@ -149,6 +149,9 @@ class Step:
     needs: tuple[str, ...]
     output: type[StepOutput]
     build: Callable[[StepInput], str | Immediate]
+    """the prompt, or the output when it is known without asking. A `templating.Prompt` (a str
+    that knows its template and values) is recorded as its template's key and values; a plain
+    str is recorded whole, as the value of the template `text`"""
     parse: Callable[[str, StepInput], StepOutput]
     """raw model text -> output; raises ParseError"""
     json_output: bool = True

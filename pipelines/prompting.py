@@ -33,6 +33,12 @@ def box_format(convention: Convention, width: int, height: int) -> str:
     return _BOX_FORMATS[convention].format(width=width, height=height)
 
 
+def box_template(convention: Convention) -> str:
+    """`box_format` with the size left as the template placeholders `${width}` and `${height}`
+    (the 0-1000 conventions name no size)."""
+    return _BOX_FORMATS[convention].format(width="${width}", height="${height}")
+
+
 def in_every_convention(render: Callable[[Convention], str]) -> str:
     """A template's example rendered once per convention (so that a pin covers every wording)."""
     return "\n\n".join(f"[{c}]\n{render(c)}" for c in CONVENTIONS)

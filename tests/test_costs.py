@@ -152,12 +152,12 @@ def ledger_costs(out: Path) -> list[float]:
     """The cost of every answer in the ledger, in order, at the planted price."""
     conn = sqlite3.connect(out / "ledger.db")
     try:
-        usages = [json.loads(body)["usage"] for (body,) in conn.execute(
+        usages = [json.loads(body).get("usage", {}) for (body,) in conn.execute(
             "SELECT body FROM events WHERE type = 'response_received' ORDER BY seq")]
     finally:
         conn.close()
-    return [usage_cost(SPEC_PRICE, u["prompt_tokens"], u["completion_tokens"],
-                       u["thinking_tokens"], completion_includes_thinking=True) for u in usages]
+    return [usage_cost(SPEC_PRICE, u.get("prompt_tokens"), u.get("completion_tokens"),
+                       u.get("thinking_tokens"), completion_includes_thinking=True) for u in usages]
 
 
 def budgeted(out: Path, data: Path, sim, max_cost: float, workers: int):

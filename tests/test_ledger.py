@@ -55,7 +55,8 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
         names = [r[0] for r in ledger.connection().execute(
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
         assert names == known_migrations() == [
-            "m001_initial", "m002_runs_from_events", "m003_image_frames", "m004_views"]
+            "m001_initial", "m002_runs_from_events", "m003_image_frames", "m004_views",
+            "m005_compact_events"]
         assert ledger.count("image_seeded") == 1
 
 
@@ -166,7 +167,7 @@ def test_every_event_class_has_a_complete_upcaster_chain():
     assert [cls.missing_upcasters() for cls in EVENT_CLASSES] == [[]] * len(EVENT_CLASSES)
     assert {cls.model_fields["type"].default for cls in EVENT_CLASSES} == {
         "run_started", "run_warning", "run_finished", "image_seeded", "image_rejected",
-        "request_sent",
+        "request_template", "request_sent",
         "response_received", "attempt_failed", "step_completed", "step_selected", "step_failed"}
 
 

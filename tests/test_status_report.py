@@ -289,7 +289,8 @@ def test_the_views_answer_what_the_simulator_saw(two_runs, sim):
     sent = Counter(STEP_OF_TASK[r.task] for r in seen if r.task in STEP_OF_TASK)
     assert dict(rows(db, "SELECT step_name, COUNT(*) FROM responses GROUP BY 1")) == answered
     assert dict(rows(db, "SELECT step_name, COUNT(*) FROM requests GROUP BY 1")) == sent
-    assert rows(db, "SELECT COUNT(*) FROM requests WHERE model != 'sim-vlm' OR prompt IS NULL "
+    assert rows(db, "SELECT COUNT(*) FROM requests WHERE model != 'sim-vlm' OR template IS NULL "
+                    "OR (prompt IS NULL AND prompt_vars IS NULL) OR parameters IS NULL "
                     "OR time NOT LIKE '____-__-__T__:__:__.___Z' OR run NOT IN (1, 2)") == [(0,)]
     assert dict(rows(db, "SELECT kind, COUNT(*) FROM failures WHERE final GROUP BY 1")) == {
         "image_missing": 2, "unparseable": 1}

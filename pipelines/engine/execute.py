@@ -3,7 +3,9 @@
 Each attempt appends `request_sent`, then `response_received` and/or `attempt_failed`; the step ends
 with exactly one `step_completed` or `step_failed` (or with neither when the run is stopped, so that
 the next run picks the image up again). A response and the completion parsed from it are committed
-in the same transaction.
+in the same transaction. A request records its prompt's template key and values; before the first
+request of each template the executor records the template's text with the backend parameters
+(`request_template`, once per run and template).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from auto_label.backends.base import (
 from auto_label.ledger.events import (
     AttemptFailed,
     RequestSent,
+    RequestTemplate,
     ResponseReceived,
     StepCompleted,
     StepFailed,
@@ -40,6 +43,7 @@ from auto_label.pipelines.engine.budget import Budget
 from auto_label.pipelines.engine.endpoint import TRANSPORT_KINDS, Breaker, aborting
 from auto_label.pipelines.engine.rereading import StoredAnswer, reread
 from auto_label.pipelines.engine.retry import RetryableFailure, Stopped, retrying
+from auto_label.pipelines.templating import Prompt
 
 
 class Pacer(Protocol):
@@ -64,7 +68,7 @@ class StepJob:
     image: PreparedImage
     record_outcome: bool = True
     """False for requests about no dataset image (the probe): their requests and responses are
-    recorded, but no step_completed / step_failed"""
+    recorded (naming the file sent, which no seed names), but no step_completed / step_failed"""
     request_fingerprint: str = ""
     """the request's fingerprint when it differs from the completion's (a parser version > 1)"""
 
@@ -116,19 +120,23 @@ class StepExecutor:
         """steps completed from a stored answer, read again (no request)"""
         self._count_lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._templates: dict[str, str] = {}
+        """template key -> its text, as recorded by this run"""
+        self._template_lock = threading.Lock()
 
     def execute(self, job: StepJob) -> Completed | Failed | None:
         """Run the step; None when the run was stopped before it ended."""
         built = job.step.build(job.ctx)
         if isinstance(built, Immediate):
             return self._complete(job, built.output, None, None)
-        request = VLMRequest(prompt=built, image=job.image, json_output=job.step.json_output)
+        prompt = built if isinstance(built, Prompt) else Prompt.whole(built)
+        request = VLMRequest(prompt=prompt, image=job.image, json_output=job.step.json_output)
         tries = _Tries()
         try:
             for attempt in retrying(self.retry, self.stop):
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    return self._attempt(job, request, number, tries)
+                    return self._attempt(job, request, prompt, number, tries)
         except RetryableFailure as last:
             if self.stop.is_set():
                 return None
@@ -153,7 +161,7 @@ class StepExecutor:
             self.reread += 1
         return self._complete(job, found.result.output, found.answer.request.request_id, None)
 
-    def _attempt(self, job: StepJob, request: VLMRequest, number: int,
+    def _attempt(self, job: StepJob, request: VLMRequest, prompt: Prompt, number: int,
                  tries: _Tries) -> Completed | Failed:
         if self.pacer is not None and not self.pacer.acquire(self.stop):
             raise Stopped
@@ -161,11 +169,13 @@ class StepExecutor:
             raise Stopped  # the budget stops the run: the image is left for the next one
         tries.attempts = number
         request_id = f"{self.run_id[:16]}-{next(self._ids)}"  # unique: run ids are uuid4
+        self._record_template(prompt)
         self.writer.put(RequestSent(
             run_id=self.run_id, request_id=request_id, image_id=job.image_id,
             step=job.step.number, attempt=number, fingerprint=job.asked,
-            backend=self.backend.name, model=str(self.parameters.get("model", "")),
-            parameters=self.parameters, prompt=request.prompt, image_sha256=job.image.sha256,
+            prompt_template=prompt.template.key, prompt_vars=prompt.values,
+            # a dataset image is sent as its seed's file: the seed names its sha256
+            image_sha256=None if job.record_outcome else job.image.sha256,
             sent_width=job.image.sent_size[0], sent_height=job.image.sent_size[1],
         ))
         with self._count_lock:
@@ -184,6 +194,22 @@ class StepExecutor:
             return self._unusable(job, request_id, number, tries, received, answer.kind,
                                   answer.message, response.text or response.thinking or "")
         return self._complete(job, answer.output, request_id, received)
+
+    def _record_template(self, prompt: Prompt) -> None:
+        """Record the prompt's template with the backend parameters, once per run (queued before
+        the request that first uses it). Raises ValueError for a key with another text."""
+        key, text = prompt.template.key, prompt.template.text
+        with self._template_lock:
+            recorded = self._templates.get(key)
+            if recorded == text:
+                return
+            if recorded is not None:
+                raise ValueError(f"the prompt template {key} has two texts: a changed text "
+                                 "needs a new version")
+            self.writer.put(RequestTemplate(
+                run_id=self.run_id, template=key, text=text, backend=self.backend.name,
+                model=str(self.parameters.get("model", "")), parameters=self.parameters))
+            self._templates[key] = text
 
     def _backend_error(self, job: StepJob, exc: BackendError, request_id: str, number: int,
                        started: float) -> Failed:

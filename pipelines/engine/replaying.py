@@ -26,6 +26,7 @@ from auto_label.ledger.events import RequestSent, StepCompleted, StepFailed
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.fold import ImageState
 from auto_label.ledger.store import Ledger
+from auto_label.ledger.templates import TemplateBook
 from auto_label.pipelines.contract import ImageInput, Pipeline, Step, StepInput, StepOutput
 from auto_label.pipelines.engine.answering import Answer
 from auto_label.pipelines.engine.planning import (
@@ -114,12 +115,13 @@ def replay_step(ledger: Ledger, pipeline: Pipeline, state: ImageState, step: Ste
     seed = state.seed
     item = ImageInput(image_id, Path(seed.path), str(seed.extra.get("image_path", seed.path)),
                       seed.caption, seed.source, dict(seed.extra))
-    settings = Settings(pipeline, frozenset({step.number}), False, request.parameters)
+    parameters = TemplateBook(ledger.connection(), str(ledger.path)).sent(request).parameters
+    settings = Settings(pipeline, frozenset({step.number}), False, parameters)
     if fingerprint(settings, ImageFacts(item, seed.image_key), step, hashes) != \
             request.fingerprint:
         return outcome("skipped", "answered an older prompt, image or upstream than today's "
                                   "(the next generate asks the current question)")
-    convention = request.parameters.get("coordinates")
+    convention = parameters.get("coordinates")
     if convention not in get_args(Convention):
         return outcome("skipped", f"the request names no known box convention ({convention!r})")
     outputs: dict[str, StepOutput] = {

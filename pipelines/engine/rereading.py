@@ -8,24 +8,29 @@ steps it would otherwise ask, `auto_label replay` for the records' current answe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from auto_label.backends.base import VLMResponse
 from auto_label.ledger import audit_queries
 from auto_label.ledger.events import RequestSent, ResponseReceived
 from auto_label.ledger.store import Ledger
+from auto_label.ledger.templates import TemplateBook
 from auto_label.pipelines.contract import Step, StepInput
 from auto_label.pipelines.engine.answering import Answer, Unusable, read_answer
 
 TOKEN_LIMIT_KEYS = ("max_tokens", "max_output_tokens", "max_completion_tokens")
-"""The backends' names of the answer's token limit in `RequestSent.parameters` (for messages)."""
+"""The backends' names of the answer's token limit in a request's parameters (for messages)."""
 
 
 @dataclass(frozen=True)
 class StoredAnswer:
     request: RequestSent
     response: ResponseReceived
+    backend: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """the backend and the parameters the request was sent with (its run's request_template)"""
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,13 @@ def as_response(stored: ResponseReceived) -> VLMResponse:
         response_id=stored.response_id, thinking=stored.thinking)
 
 
-def token_limit(request: RequestSent, block: str = "") -> tuple[str, int]:
+def token_limit(answer: StoredAnswer, block: str = "") -> tuple[str, int]:
     """(the spec key of the token limit, e.g. image_grounding.vlm.openai.max_tokens, and its
-    value) as the request was sent, for messages; `block` is the pipeline's spec block."""
-    prefix = f"{block}.vlm.{request.backend}." if block else ""
+    value) as the answer's request was sent, for messages; `block` is the pipeline's spec
+    block."""
+    prefix = f"{block}.vlm.{answer.backend}." if block else ""
     for key in TOKEN_LIMIT_KEYS:
-        value = request.parameters.get(key)
+        value = answer.parameters.get(key)
         if isinstance(value, int):
             return prefix + key, value
     return prefix + "max_tokens", 0
@@ -59,14 +65,18 @@ def token_limit(request: RequestSent, block: str = "") -> tuple[str, int]:
 
 def stored_answers(ledger: Ledger, image_id: str, step: str,
                    request_fingerprint: str) -> list[StoredAnswer]:
-    """The answers stored for this request, newest first (blocked answers left out). Raises
-    LedgerError when a stored event is damaged."""
+    """The answers stored for this request, newest first (blocked answers left out), each with
+    the backend and parameters it was asked with. Raises LedgerError when a stored event is
+    damaged, or a request's template is missing."""
     found = []
+    book: TemplateBook | None = None
     for a, request, b, response in audit_queries.stored_answers(
             ledger.connection(), image_id, step, request_fingerprint):
         sent, received = ledger.parse_row(a, request), ledger.parse_row(b, response)
         if isinstance(sent, RequestSent) and isinstance(received, ResponseReceived):
-            found.append(StoredAnswer(sent, received))
+            book = book or TemplateBook(ledger.connection(), str(ledger.path))
+            how = book.sent(sent)
+            found.append(StoredAnswer(sent, received, how.backend, how.parameters))
     return found
 
 
@@ -78,7 +88,7 @@ def reread(step: Step, ctx: StepInput, answers: Sequence[StoredAnswer],
     first: Reread | None = None
     for stored in answers:
         result = read_answer(step, ctx, as_response(stored.response),
-                             token_limit(stored.request, block))
+                             token_limit(stored, block))
         if isinstance(result, Answer):
             return Reread(stored, result)
         first = first or Reread(stored, result)
