@@ -21,6 +21,19 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path("/tmp/bench_speed")
 PYTHON = sys.executable
+CODE = Path(os.environ.get("BENCH_CODE") or ROOT)
+"""the source tree whose auto_label the benchmarks run (BENCH_CODE: e.g. an unpacked
+`git archive` of an older commit, to measure before and after; run the bench scripts with
+PYTHONPATH=$BENCH_CODE too, so that what they import in-process comes from it)"""
+
+
+def auto_label(*args: str) -> tuple[list[str], dict[str, str], Path]:
+    """(argv, env, cwd) of `python -m auto_label ARGS` from CODE, with bytecode caching on (as
+    users run it: PYTHONDONTWRITEBYTECODE unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if CODE != ROOT:
+        env["PYTHONPATH"] = str(CODE)
+    return [PYTHON, "-m", "auto_label", *args], env, CODE  # -m: the cwd comes first on sys.path
 
 
 def cpu_seconds() -> float:

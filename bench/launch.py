@@ -4,8 +4,8 @@ the openai SDK and sends one request (run by hand, or through bench/run.py).
     .venv/bin/python bench/launch.py [--runs 7]
 
 The simulator runs in its own process (latency 0) and notes the time each request reaches it.
-Each run starts a fresh process: ours (`auto_label generate -e SPEC`, the console script a user
-types, on a fresh results_dir) and the bare script (`import openai`, read the image, one
+Each run starts a fresh process: ours (`python -m auto_label generate -e SPEC` on a fresh
+results_dir, from BENCH_CODE when set) and the bare script (`import openai`, read the image, one
 `chat.completions.create` with the same prompt), alternately, with bytecode caching on
 (PYTHONDONTWRITEBYTECODE unset: a first, uncounted run of each writes the .pyc files).
 Reported: the medians of process start -> the first chat completion reaching the simulator,
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import PYTHON, WORK, SimProcess, load, median, write_spec
+from common import PYTHON, WORK, SimProcess, auto_label, load, median, write_spec
 
 from auto_label.sim import write_grounding_dataset
 
@@ -83,7 +83,6 @@ def measure(runs: int = 7) -> Launch:
     ours_total: list[float] = []
     bare_total: list[float] = []
     loads = [load()]
-    auto_label = str(Path(PYTHON).parent / "auto_label")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with SimProcess("--latency", "0") as sim:
         spec = write_spec(work / "spec.yaml", work / "out", data, sim.base_url, 8)
@@ -92,8 +91,9 @@ def measure(runs: int = 7) -> Launch:
             shutil.rmtree(work / "out", ignore_errors=True)
             sim.reset()
             started = time.time()
-            subprocess.run([auto_label, "generate", "-e", str(spec), "--plain"], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            command, ours_env, cwd = auto_label("generate", "-e", str(spec), "--plain")
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env=ours_env, cwd=cwd)
             total = time.time() - started
             if run:
                 ours.append(_first(sim, started, chat=True))

@@ -15,7 +15,9 @@ Parts (each figure the median of --repeat runs, with its target):
 
 --quick: 10k and 100k images for resume, 1,000 and 5,000 for scale, the rate limit in 50 s
 (scaled six times), 5 launches. A part whose module is missing or fails says so in its row.
-The section is replaced between its markers; text after the end marker is kept.
+Each part's results are saved (/tmp/bench_speed/run_results), so parts can run apart, even at
+the same time; the section is rewritten from all of them between its markers (text after the
+end marker is kept).
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import json
 import statistics
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from common import ROOT, load, machine
+from common import ROOT, WORK, load, machine
 
 BEGIN = "<!-- bench/run.py: begin -->"
 END = "<!-- bench/run.py: end -->"
@@ -238,16 +240,33 @@ BODIES = {"resume": resume_part, "ledger": ledger_part, "throughput": throughput
           "launch": launch_part, "ratelimit": ratelimit_part, "scale": scale_part}
 
 
-def write(report: Report, started: str, args: argparse.Namespace) -> str:
+RESULTS = WORK / "run_results"
+"""one JSON file per part, so that parts run apart (or at the same time) fill one section"""
+
+
+def save(part: str, report: Report, started: str, args: argparse.Namespace) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{part}.json").write_text(json.dumps({
+        "date": datetime.date.today().isoformat(), "quick": args.quick, "repeat": args.repeat,
+        "load": f"{started}-{load()}", "targets": report.targets, "details": report.details}))
+
+
+def write() -> str:
+    """The section from every part's latest results, in PARTS order."""
+    saved = {p: json.loads((RESULTS / f"{p}.json").read_text()) for p in PARTS
+             if (RESULTS / f"{p}.json").exists()}
+    rows = [row for p in PARTS if p in saved for row in saved[p]["targets"]]
+    rows += [f"| {figure} | pending (not run) | {target} | pending |"
+             for p in PARTS if p not in saved for figure, target in TARGETS[p]]
+    runs = "; ".join(f"{p} {s['date']}{' --quick' if s['quick'] else ''}, median of "
+                     f"{s['repeat']}, load {s['load']}" for p, s in saved.items())
     section = [
         BEGIN,
-        f"Measured {datetime.date.today().isoformat()} by `python bench/run.py"
-        f"{' --quick' if args.quick else ''}` on {machine()}; load average "
-        f"{started} at the start, {load()} at the end (other work shares the 2 cores: see "
-        "the load beside each figure). Each figure is the median of "
-        f"{args.repeat} runs.", "",
-        "| figure | measured | target | |", "|---|---|---|---|",
-        *report.targets, "", *report.details, END]
+        f"Measured by `python bench/run.py` on {machine()}. Each figure is the median of its "
+        "runs; other work shares the 2 cores, so the load average (1 minute, before-after) is "
+        f"given with each part: {runs}.", "",
+        "| figure | measured | target | |", "|---|---|---|---|", *rows, "",
+        *[line for p in PARTS if p in saved for line in saved[p]["details"]], END]
     text = "\n".join(section)
     path = ROOT / "BENCHMARKS.md"
     current = path.read_text(encoding="utf-8")
@@ -265,17 +284,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--write-only", action="store_true",
+                        help="write the section from the results saved, measure nothing")
     args = parser.parse_args()
-    started = load()
-    report = Report()
-    for part in PARTS:
+    for part in PARTS if not args.write_only else ():
         if part not in args.only:
             continue
         print(f"-- {part}", flush=True)
+        started = load()
+        report = Report()
         _try(report, part, TARGETS[part],
-             lambda part=part: BODIES[part](report, args.repeat, args.quick))
-    print(write(report, started, args))
-    print(f"\nwritten to {Path(ROOT / 'BENCHMARKS.md')}")
+             lambda part=part, report=report: BODIES[part](report, args.repeat, args.quick))
+        save(part, report, started, args)
+        write()
+    print(write())
+    print(f"\nwritten to {ROOT / 'BENCHMARKS.md'}")
 
 
 if __name__ == "__main__":

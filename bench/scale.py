@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import PYTHON, ROOT, WORK, SimProcess, load, peak_rss_mb, write_spec
+from common import PYTHON, ROOT, WORK, SimProcess, auto_label, load, peak_rss_mb, write_spec
 
 from auto_label.sim import write_grounding_dataset
 
@@ -76,8 +76,12 @@ def dataset(images: int) -> tuple[Path, list[str]]:
 
 
 def _timed(command: list[str], sim: SimProcess | None = None) -> Run:
+    if command[1:3] == ["-m", "auto_label"]:
+        command, env, cwd = auto_label(*command[3:])
+    else:
+        env, cwd = ENV, ROOT
     launched = time.time()
-    seconds, rss, status = peak_rss_mb(command, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
+    seconds, rss, status = peak_rss_mb(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
     if status != 0:
         raise RuntimeError(f"{' '.join(command[:4])} exited {status}")

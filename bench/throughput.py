@@ -88,13 +88,19 @@ def run_ours(data: Path, results: Path, base_url: str, workers: int) -> tuple[fl
 
 def recorded_requests(results: Path) -> list[tuple[str, Path]]:
     """(prompt, image path) of every request the ledger of `results` holds, in order."""
+    try:  # prompts stored as a template and its values (since the compact ledger)
+        from auto_label.ledger.templates import TemplateBook
+    except ImportError:  # an older tree (BENCH_CODE): every request holds its prompt
+        TemplateBook = None  # type: ignore[assignment,misc]
     paths = {}
     requests = []
     with Ledger.open(results, create=False) as ledger:
+        book = TemplateBook(ledger.connection()) if TemplateBook is not None else None
         for _, event in ledger.events(["image_seeded"]):
             paths[event.image_id] = Path(event.path)
         for _, event in ledger.events(["request_sent"]):
-            requests.append((event.prompt, paths[event.image_id]))
+            prompt = book.sent(event).prompt if book is not None else event.prompt
+            requests.append((prompt, paths[event.image_id]))
     return requests
 
 

@@ -36,10 +36,7 @@ def generate(
     )] = False,
 ) -> None:
     """Run the spec's pipeline on every image that has not completed it, then export."""
-    from auto_label.cli.hints import failure_hints
-    from auto_label.cli.invocation import command_line
     from auto_label.cli.progress import PlainProgress, RichProgress
-    from auto_label.cli.summary import print_summary
 
     stop = threading.Event()
     if dry_run:
@@ -53,6 +50,11 @@ def generate(
                                    retry_failed=retry_failed)
     except AutoLabelError as error:
         raise fail(error) from None
+    # what only the end needs is imported at the end: the first request goes out sooner
+    from auto_label.cli.hints import failure_hints
+    from auto_label.cli.invocation import command_line
+    from auto_label.cli.summary import print_summary
+
     print_summary(out, summary)
     if signals.received is not None:
         out.print(f"stopped by {signal.Signals(signals.received).name}; everything answered so "
