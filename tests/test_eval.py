@@ -52,7 +52,7 @@ def test_the_simulator_grounds_every_phrase_and_a_planted_miss_is_counted(ground
 
 
 def test_truth_from_coco_and_odvg_scores_alike(grounded):
-    out, truth = grounded
+    out, _ = grounded
     with Ledger.open(out, create=False) as ledger:
         records = list(image_records(ledger, get_pipeline("image_grounding")))
     for sink in (CocoFile(out), OdvgFiles(out)):
