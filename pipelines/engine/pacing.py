@@ -103,8 +103,8 @@ class Pacer:
             self._paused_until = max(self._paused_until, now + seconds)
             if seconds >= LONG_WAIT and now >= self._cooldown_until:
                 # a Retry-After in whole seconds was rounded up: by half a second, on average
-                measured = self._measure(now, seconds - 0.5 if float(seconds).is_integer() else seconds,
-                                         full=True)
+                window = seconds - 0.5 if float(seconds).is_integer() else seconds
+                measured = self._measure(now, window, full=True)
                 if measured is not None and (self.rpm is None or MARGIN * measured < self.rpm):
                     self._slow(now, measured)
 
