@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from auto_label.errors import LedgerError
+from auto_label.errors import ExportError, LedgerError
 from auto_label.history import HistoryReader, lines
 from auto_label.ledger import audit_queries
 from auto_label.ledger.events import ImageSeeded, RunStarted
@@ -226,7 +226,7 @@ def write_review(results_dir: str | Path, out: str | Path | None = None, *,
     `index.html`, `thumbs/` (made once per image file, reused by later calls) and `show/<image
     id>.txt` (each image's `auto_label show` text). `workers` threads make thumbnails (default:
     the CPUs). Safe while a run goes on (it reads the ledger as it is). Raises LedgerError when
-    there is no ledger, or no run, in `results_dir`."""
+    there is no ledger, or no run, in `results_dir`; ExportError when `out` cannot be written."""
     results_dir = Path(results_dir)
     target = Path(out) if out is not None else results_dir / "review"
     with Ledger.open(results_dir, create=False) as ledger:
@@ -237,21 +237,21 @@ def write_review(results_dir: str | Path, out: str | Path | None = None, *,
         try:
             for folder in (target, target / THUMBS, target / SHOW):
                 folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LedgerError(f"{target}: cannot write the review there "
+            written = list(_cards(ledger, pipeline, target / SHOW))
+            _prune(target / SHOW, {f"{file_name(c['id'])}.txt" for c, _ in written}, "*.txt")
+            made, reused, unreadable = _thumbnails(written, target, workers)
+            data = {
+                "title": str(results_dir.resolve()), "pipeline": pipeline.name,
+                "version": __version__, "written": time.strftime("%Y-%m-%d %H:%M"),
+                "palette": list(PALETTE), "images": [card for card, _ in written],
+            }
+            page = target / PAGE
+            partial = target / f".{PAGE}.{os.getpid()}.tmp"
+            partial.write_text(render_page(data), encoding="utf-8")
+            partial.replace(page)
+        except OSError as exc:  # the folder, not the images (those failing are reported apart)
+            raise ExportError(f"{target}: cannot write the review there "
                               f"({exc.strerror or exc})") from None
-        written = list(_cards(ledger, pipeline, target / SHOW))
-    _prune(target / SHOW, {f"{file_name(c['id'])}.txt" for c, _ in written}, "*.txt")
-    made, reused, unreadable = _thumbnails(written, target, workers)
-    data = {
-        "title": str(results_dir.resolve()), "pipeline": pipeline.name,
-        "version": __version__, "written": time.strftime("%Y-%m-%d %H:%M"),
-        "palette": list(PALETTE), "images": [card for card, _ in written],
-    }
-    page = target / PAGE
-    partial = target / f".{PAGE}.{os.getpid()}.tmp"
-    partial.write_text(render_page(data), encoding="utf-8")
-    partial.replace(page)
     return ReviewResult(page, len(written), made, reused, unreadable)
 
 

@@ -289,9 +289,14 @@ def test_review_command_writes_the_page_and_says_where(labelled, tmp_path):
     runner = CliRunner()
     done = runner.invoke(app, ["review", str(labelled["out"]), "--out", str(tmp_path / "r")])
     assert done.exit_code == 0, done.output
-    assert "7 images" in done.output and "7 reused" not in done.output
+    assert "7 images, thumbnails 7 made and 0 reused" in done.output
     assert (tmp_path / "r" / "index.html").is_file()
     assert (tmp_path / "r" / "index.html").resolve().as_uri() in done.output.replace("\n", "")
     missing = runner.invoke(app, ["review", str(tmp_path / "nothing-here")])
-    assert missing.exit_code == 2
-    assert "Traceback" not in missing.output and len(missing.output.strip().splitlines()) == 1
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    unwritable = runner.invoke(app, ["review", str(labelled["out"]), "--out", str(blocked)])
+    for failed in (missing, unwritable):
+        assert failed.exit_code == 2
+        assert "Traceback" not in failed.output and len(failed.output.strip().splitlines()) == 1
+    assert str(blocked) in unwritable.output
