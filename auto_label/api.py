@@ -16,7 +16,8 @@ from typing import Any
 
 from auto_label.backends.registry import create_backend
 from auto_label.errors import LedgerError
-from auto_label.exports import ALIASES, FORMATS, ExportOptions, formats_for, write_exports
+from auto_label.exports import ALIASES, FORMATS, ExportOptions, formats_for
+from auto_label.exports.incremental import export_ledger
 from auto_label.exports.jsonl import ANNOTATIONS_FILE
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
@@ -27,7 +28,7 @@ from auto_label.pipelines.engine.pacing import Pacer
 from auto_label.pipelines.engine.progress import OUTCOMES, ProgressSink, RunSummary
 from auto_label.pipelines.engine.runner import run_pipeline
 from auto_label.pipelines.engine.snapshot import RunInfo, Snapshot, StepFigures, Tokens
-from auto_label.pipelines.records import ImageRecord, image_records
+from auto_label.pipelines.records import image_records
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.spec import Spec
 from auto_label.spec_loader import load_spec
@@ -101,15 +102,7 @@ def export(results_dir: str | Path, *, output_format: str | None = None,
         block = spec.get(pipeline.name) or {}
         name = output_format or block.get("workflow", {}).get("output_format", "jsonl")
         formats = formats_for([name], pipeline.name)
-        counted = 0
-
-        def counting() -> Iterator[ImageRecord]:
-            nonlocal counted
-            for record in image_records(ledger, pipeline):
-                counted += record.record is not None
-                yield record
-
-        written = write_exports(counting(), results_dir, formats, options, pipeline)
+        written, counted = export_ledger(ledger, pipeline, results_dir, formats, options)
     return ExportResult([p for w in written for p in w.paths], counted,
                         sum(w.files for w in written),
                         {w.paths[0]: w.records for w in written if w.paths})

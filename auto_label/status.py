@@ -214,12 +214,14 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
         seeded = status_queries.seeded_ids(conn)
         if input_ids is not None:
             size = InputSize(len(input_ids), len(input_ids & seeded), size.skipped)
-        outcomes = status_queries.latest_outcomes(conn)
+        outcomes = status_queries.failed_outcomes(conn)
         status = LedgerStatus(path=ledger.path, pipeline=started.pipeline if started else None,
                               last_run=None, images=len(seeded), input=size)
-        status.steps = step_statuses(pipeline, started, outcomes,
-                                     status_queries.current_per_step(conn),
-                                     queries.nothing_found_per_step(conn), input_ids)
+        stale = seeded - input_ids if input_ids is not None else set()
+        status.steps = step_statuses(
+            pipeline, started, outcomes, queries.completed_per_step(conn),
+            status_queries.current_of(conn, {o.image_id for o in outcomes} | stale),
+            queries.nothing_found_per_step(conn), input_ids)
         status.failed_images = _failed(conn, pipeline, outcomes)
         status.failures = Counter(f.kind for f in status.failed_images)
         if holder is not None:
@@ -228,7 +230,7 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
         status.history = _runs(status_queries.run_facts(conn), live=holder is not None)
         status.last_run = _state(status.history, len(status.failed_images),
                                  live=holder is not None)
-        status.requests = ledger.count("request_sent")
+        status.requests = queries.request_count(conn)
         status.attempt_failures = queries.attempt_failures(conn)
         status.tokens = queries.token_totals(conn)
         spent = [r for r in status.history if r.requests or any(r.tokens.values())]

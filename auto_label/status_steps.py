@@ -76,7 +76,7 @@ def read_input(started: RunStarted | None,
     block = started.spec.get(pipeline.name)
     try:
         data = pipeline.data.model_validate((block or {}).get("data") or {})
-        inputs = pipeline.read_inputs(resolve_paths(data, started.cwd))
+        scan = pipeline.scan(resolve_paths(data, started.cwd), keep_ids=True)
     except ValidationError as exc:
         error = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(str(p) for p in error["loc"])
@@ -85,8 +85,8 @@ def read_input(started: RunStarted | None,
     except (AutoLabelError, OSError, ValueError) as exc:
         line = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
         return None, InputSize(None, None, problem=line)
-    problems = [w for w in inputs.warnings if not isinstance(w, InputNote)]
-    return {item.image_id for item in inputs.items}, InputSize(None, None, len(problems))
+    problems = [w for w in scan.warnings if not isinstance(w, InputNote)]
+    return set(scan.ids or ()), InputSize(None, None, len(problems))
 
 
 def resolve_paths(data: ImageData, cwd: str | None) -> ImageData:
@@ -114,32 +114,39 @@ def step_names(pipeline: Pipeline | None) -> dict[str, str]:
 
 
 def step_statuses(pipeline: Pipeline | None, started: RunStarted | None,
-                  outcomes: list[LatestOutcome], current: dict[str, set[str]],
-                  nothing_found: dict[str, int], input_ids: set[str] | None) -> list[StepStatus]:
+                  outcomes: list[LatestOutcome], done: dict[str, int],
+                  current: dict[str, set[str]], nothing_found: dict[str, int],
+                  input_ids: set[str] | None) -> list[StepStatus]:
     """Every step of the pipeline in its order (then steps the ledger has that it does not
-    name), counted from the latest outcomes, the current completions (step -> image ids), the
-    completions that found nothing (step -> images) and the input's image ids (None: unknown)."""
+    name), counted from the failed latest outcomes, the current completions (step -> images,
+    `done`; step -> image ids in `current`, of the images that matter: every image in
+    `outcomes`, and every image done that the input does not list), the completions that found
+    nothing (step -> images) and the input's image ids (None: unknown)."""
     names = step_names(pipeline)
     failed: dict[str, set[str]] = {}
     for outcome in outcomes:
         if outcome.failed:
             failed.setdefault(outcome.step, set()).add(outcome.image_id)
     blocked = _blocked(pipeline, current, failed)
-    numbers = list(names) + sorted((set(current) | set(failed)) - set(names))
+    numbers = list(names) + sorted((set(done) | set(failed)) - set(names))
     selected = set(started.steps) if started is not None else set()
     steps = []
     for number in numbers:
-        done, bad = current.get(number, set()), failed.get(number, set())
+        known, bad = current.get(number, set()), failed.get(number, set())
         waiting = blocked.get(number, {})
         by: dict[str, int] = {}
         for root in waiting.values():
             by[root] = by.get(root, 0) + 1
+        pending = None
+        if input_ids is not None:  # the input's images neither done, failed nor blocked
+            listed_done = done.get(number, 0) - len(known - input_ids)
+            pending = (len(input_ids) - listed_done - len((bad - known) & input_ids)
+                       - len(set(waiting) & input_ids))
         steps.append(StepStatus(
             number=number, name=names.get(number, number), selected=number in selected,
-            done=len(done), nothing_found=nothing_found.get(number, 0), failed=len(bad),
-            pending=(len(input_ids - done - bad - set(waiting))
-                     if input_ids is not None else None),
-            blocked=len(waiting), blocked_by=dict(sorted(by.items()))))
+            done=done.get(number, 0), nothing_found=nothing_found.get(number, 0),
+            failed=len(bad), pending=pending, blocked=len(waiting),
+            blocked_by=dict(sorted(by.items()))))
     return steps
 
 

@@ -20,15 +20,17 @@ def stored_answers(conn: sqlite3.Connection, image_id: str, step: str,
     stored for this request of this image and step, newest first; answers whose attempt failed
     for another reason than their reading (a blocked answer) are left out."""
     q, r, f = _BODY.format("q"), _BODY.format("r"), _BODY.format("f")
+    # `+x.type`: no index on the type, so that SQLite reads the image's own events through
+    # events_by_image rather than every request of the ledger through events_by_type
     return [(int(a), str(request), int(b), str(response))
             for a, request, b, response in conn.execute(
         f"SELECT q.seq, q.body, r.seq, r.body FROM events q JOIN events r "
-        f"  ON r.image_id = q.image_id AND r.type = 'response_received' "
+        f"  ON r.image_id = q.image_id AND +r.type = 'response_received' "
         f"  AND json_extract({r}, '$.request_id') = json_extract({q}, '$.request_id') "
-        f"WHERE q.image_id = ? AND q.step = ? AND q.type = 'request_sent' "
+        f"WHERE q.image_id = ? AND q.step = ? AND +q.type = 'request_sent' "
         f"  AND json_extract({q}, '$.fingerprint') = ? "
         f"  AND NOT EXISTS (SELECT 1 FROM events f WHERE f.image_id = q.image_id "
-        f"    AND f.type = 'attempt_failed' "
+        f"    AND +f.type = 'attempt_failed' "
         f"    AND json_extract({f}, '$.request_id') = json_extract({q}, '$.request_id') "
         f"    AND json_extract({f}, '$.kind') NOT IN ({','.join('?' * len(PARSE_KINDS))})) "
         f"ORDER BY r.seq DESC",

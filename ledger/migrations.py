@@ -264,6 +264,55 @@ def m005_compact_events(db: Database) -> None:
         "source": f"COALESCE({_field('source')}, IIF(e.j IS NULL, NULL, ''))"}))
 
 
+@MIGRATIONS()
+def m006_status_projections(db: Database) -> None:
+    """Projections that `status`, `--retry-failed` and the planner read instead of scanning every
+    event: `outcomes`, the latest outcome of each (image, step) (completed, selected again, or
+    failed with its kind; the event's seq and time); `run_totals`, per run the requests it sent,
+    the tokens of its answers, the images it seeded first and its newest event's time; and the
+    `found` of each completion in `completions` and `current`. Filled from the events here, then
+    kept by `projections.append_batch` (a damaged body counts as NULL, as the queries read it)."""
+    body = _JSON
+    db.execute(
+        "CREATE TABLE outcomes (image_id TEXT NOT NULL, step TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "type TEXT NOT NULL, kind TEXT, at REAL NOT NULL, PRIMARY KEY (image_id, step))")
+    db.execute("CREATE INDEX outcomes_failed ON outcomes (image_id, step) "
+               "WHERE type = 'step_failed'")
+    db.execute(
+        f"INSERT INTO outcomes (image_id, step, seq, type, kind, at) "
+        f"SELECT image_id, step, seq, type, IIF(type = 'step_failed', "
+        f"json_extract({body}, '$.kind'), NULL), at FROM ("
+        "  SELECT image_id, step, seq, type, body, at, ROW_NUMBER() OVER ("
+        "    PARTITION BY image_id, step ORDER BY seq DESC) AS newest FROM events "
+        "  WHERE image_id IS NOT NULL AND step IS NOT NULL "
+        "  AND type IN ('step_completed', 'step_selected', 'step_failed')) WHERE newest = 1")
+    db.execute(
+        "CREATE TABLE run_totals (run_id TEXT PRIMARY KEY, requests INTEGER NOT NULL DEFAULT 0, "
+        "prompt_tokens INTEGER NOT NULL DEFAULT 0, answer_tokens INTEGER NOT NULL DEFAULT 0, "
+        "thinking_tokens INTEGER NOT NULL DEFAULT 0, new_images INTEGER NOT NULL DEFAULT 0, "
+        "last_at REAL)")
+    db.execute(
+        "INSERT INTO run_totals (run_id, last_at) SELECT run_id, MAX(at) FROM events "
+        "GROUP BY run_id")
+    for columns, grouped in (
+        ("requests = g.a", "SELECT run_id, COUNT(*) AS a FROM events WHERE type = 'request_sent' "
+                           "GROUP BY run_id"),
+        ("prompt_tokens = g.a, answer_tokens = g.b, thinking_tokens = g.c",
+         f"SELECT run_id, COALESCE(SUM(json_extract({body}, '$.usage.prompt_tokens')), 0) AS a, "
+         f"COALESCE(SUM(json_extract({body}, '$.usage.completion_tokens')), 0) AS b, "
+         f"COALESCE(SUM(json_extract({body}, '$.usage.thinking_tokens')), 0) AS c FROM events "
+         "WHERE type = 'response_received' GROUP BY run_id"),
+        ("new_images = g.a", "SELECT e.run_id, COUNT(*) AS a FROM events e JOIN ("
+                             "SELECT MIN(seq) AS seq FROM events WHERE type = 'image_seeded' "
+                             "GROUP BY image_id) f ON f.seq = e.seq GROUP BY e.run_id")):
+        db.execute(f"UPDATE run_totals SET {columns} FROM ({grouped}) g "
+                   "WHERE g.run_id = run_totals.run_id")
+    for table in ("completions", "current"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN found INTEGER")
+        db.execute(f"UPDATE {table} SET found = (SELECT json_extract({body}, '$.found') "
+                   f"FROM events e WHERE e.seq = {table}.seq)")
+
+
 def known_migrations() -> list[str]:
     """The names of the migrations this version of the tool knows, in order."""
     return [m.name for m in MIGRATIONS._migrations]

@@ -8,9 +8,10 @@ on a ledger that `status --check` is about to report.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from auto_label.ledger.events import IMAGE_EVENT_TYPES
@@ -86,6 +87,40 @@ def completions(conn: sqlite3.Connection) -> dict[tuple[str, str, str], tuple[in
     return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
 
+def _listed(values: Sequence[str]) -> str:
+    """A list of strings as one parameter, for `IN (SELECT value FROM json_each(?))`."""
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+_IN_LIST = "IN (SELECT value FROM json_each(?))"
+
+
+def images_of(conn: sqlite3.Connection, image_ids: Sequence[str]) -> dict[str, ImageRow]:
+    """`images`, of these images only (one indexed lookup each)."""
+    rows = conn.execute(
+        "SELECT image_id, seq, path, size, mtime_ns, sha256, width, height, input_hash, "
+        f"image_key, ingest FROM images WHERE image_id {_IN_LIST}", (_listed(image_ids),))
+    return {row[0]: ImageRow(*row) for row in rows}
+
+
+def completions_of(conn: sqlite3.Connection, image_ids: Sequence[str],
+                   steps: Sequence[str]) -> dict[tuple[str, str, str], tuple[int, str]]:
+    """`completions`, of these images and steps only (through the table's key)."""
+    rows = conn.execute(
+        "SELECT image_id, step, fingerprint, seq, output_hash FROM completions "
+        f"WHERE step {_IN_LIST} AND image_id {_IN_LIST} ORDER BY seq",
+        (_listed(steps), _listed(image_ids)))
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+
+def current_of(conn: sqlite3.Connection,
+               image_ids: Sequence[str]) -> dict[tuple[str, str], CurrentRow]:
+    """`current`, of these images only."""
+    rows = conn.execute("SELECT image_id, step, fingerprint, seq, output_hash FROM current "
+                        f"WHERE image_id {_IN_LIST}", (_listed(image_ids),))
+    return {(r[0], r[1]): CurrentRow(r[2], r[3], r[4]) for r in rows}
+
+
 def completion_rows(conn: sqlite3.Connection) -> dict[int, tuple[str, str, str, int, str]]:
     """seq -> (step, image_id, fingerprint, generation, output hash): the raw unique-key table."""
     rows = conn.execute(
@@ -120,8 +155,7 @@ def completed_per_step(conn: sqlite3.Connection) -> dict[str, int]:
 def nothing_found_per_step(conn: sqlite3.Connection) -> dict[str, int]:
     """step -> images whose current completion found nothing (an explicit empty answer)."""
     return {step: int(n) for step, n in conn.execute(
-        f"SELECT c.step, COUNT(*) FROM current c JOIN events e ON e.seq = c.seq "
-        f"WHERE json_extract({_BODY.replace('body', 'e.body')}, '$.found') = 0 GROUP BY c.step")}
+        "SELECT step, COUNT(*) FROM current WHERE found = 0 GROUP BY step")}
 
 
 def image_count(conn: sqlite3.Connection) -> int:
@@ -171,6 +205,46 @@ def image_history_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, int, str
     )
 
 
+def seed_rows(conn: sqlite3.Connection,
+              image_ids: Sequence[str] | None = None) -> Iterator[tuple[str, int, str]]:
+    """(image_id, seq, body) of each image's latest seed (the `images` projection), in image id
+    order; of `image_ids` only when given."""
+    where = f"WHERE i.image_id {_IN_LIST} " if image_ids is not None else ""
+    return conn.execute(  # a cursor: left unread, it is not closed late
+        f"SELECT i.image_id, i.seq, e.body FROM images i JOIN events e ON e.seq = i.seq {where}"
+        "ORDER BY i.image_id", () if image_ids is None else (_listed(image_ids),))
+
+
+def current_rows(conn: sqlite3.Connection,
+                 image_ids: Sequence[str] | None = None) -> Iterator[tuple[str, int, str]]:
+    """(image_id, seq, body) of the completions the records show (`current`), in image id and
+    step order; of `image_ids` only when given."""
+    where = f"WHERE c.image_id {_IN_LIST} " if image_ids is not None else ""
+    return conn.execute(  # a cursor: left unread, it is not closed late
+        f"SELECT c.image_id, c.seq, e.body FROM current c JOIN events e ON e.seq = c.seq {where}"
+        "ORDER BY c.image_id, c.step", () if image_ids is None else (_listed(image_ids),))
+
+
+def failed_rows(conn: sqlite3.Connection,
+                image_ids: Sequence[str] | None = None) -> Iterator[tuple[str, str]]:
+    """(image_id, step) whose latest outcome is a failure (`outcomes`), in image id order."""
+    where = f"AND image_id {_IN_LIST} " if image_ids is not None else ""
+    return conn.execute(  # a cursor: left unread, it is not closed late
+        f"SELECT image_id, step FROM outcomes WHERE type = 'step_failed' {where}"
+        "ORDER BY image_id, step", () if image_ids is None else (_listed(image_ids),))
+
+
+def touched_since(conn: sqlite3.Connection, seq: int) -> list[str]:
+    """The images with an event after `seq`, in id order (read through the seq range)."""
+    return sorted({str(row[0]) for row in conn.execute(
+        "SELECT image_id FROM events WHERE seq > ?", (seq,)) if row[0] is not None})
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The newest event's seq (0 for an empty ledger)."""
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+
 def count_events(conn: sqlite3.Connection, type_: str | None = None) -> int:
     if type_ is None:
         return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -183,22 +257,17 @@ def latest_outcomes(conn: sqlite3.Connection) -> dict[tuple[str, str], Outcome]:
     """(image_id, step) -> its latest outcome: completed, selected again, or failed (with kind).
 
     The one query for "did the last attempt at this step fail", used by `--retry-failed` and
-    `status` alike.
+    `status` alike (the `outcomes` projection).
     """
-    rows = conn.execute(
-        f"SELECT image_id, step, type, json_extract({_BODY}, '$.kind') FROM ("
-        "  SELECT image_id, step, type, body, ROW_NUMBER() OVER ("
-        "    PARTITION BY image_id, step ORDER BY seq DESC) AS newest"
-        f"  FROM events WHERE image_id IS NOT NULL AND type IN "
-        f"({','.join('?' * len(OUTCOME_TYPES))})"
-        ") WHERE newest = 1", OUTCOME_TYPES)
     return {(image_id, step): Outcome(kind, failure if kind == "step_failed" else None)
-            for image_id, step, kind, failure in rows}
+            for image_id, step, kind, failure in conn.execute(
+                "SELECT image_id, step, type, kind FROM outcomes")}
 
 
 def failed_images(conn: sqlite3.Connection) -> set[str]:
     """Images whose latest outcome at some step is a failure."""
-    return {image for (image, _), outcome in latest_outcomes(conn).items() if outcome.failed}
+    return {str(row[0]) for row in conn.execute(
+        "SELECT DISTINCT image_id FROM outcomes WHERE type = 'step_failed'")}
 
 
 def attempt_failures(conn: sqlite3.Connection) -> Counter[str]:
@@ -209,14 +278,17 @@ def attempt_failures(conn: sqlite3.Connection) -> Counter[str]:
 
 
 def token_totals(conn: sqlite3.Connection) -> dict[str, int]:
-    """Tokens of every recorded response: prompt, answer and thinking."""
+    """Tokens of every recorded response: prompt, answer and thinking (`run_totals`)."""
     prompt, answer, thinking = conn.execute(
-        f"SELECT SUM(json_extract({_BODY}, '$.usage.prompt_tokens')), "
-        f"SUM(json_extract({_BODY}, '$.usage.completion_tokens')), "
-        f"SUM(json_extract({_BODY}, '$.usage.thinking_tokens')) FROM events "
-        "WHERE type = 'response_received'").fetchone()
+        "SELECT SUM(prompt_tokens), SUM(answer_tokens), SUM(thinking_tokens) FROM run_totals"
+    ).fetchone()
     return {"prompt": int(prompt or 0), "answer": int(answer or 0),
             "thinking": int(thinking or 0)}
+
+
+def request_count(conn: sqlite3.Connection) -> int:
+    """Requests every run sent (`run_totals`)."""
+    return int(conn.execute("SELECT COALESCE(SUM(requests), 0) FROM run_totals").fetchone()[0])
 
 
 def run_warnings(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:

@@ -1,6 +1,8 @@
 """The read-only SQL behind `auto_label status`: runs with what each one spent and added, why
-it stopped early and the input problems it skipped, the latest outcome of every (image, step)
-with its reason, where each image was listed.
+it stopped early and the input problems it skipped, the (image, step)s whose latest outcome is a
+failure with its reason, where each image was listed. They read the projections (`runs`,
+`run_totals`, `outcomes`, `current`, `images`) and the few events of their kind (runs' starts,
+ends and warnings, failures), never a scan of every event.
 
 Functions of a connection returning plain rows, like `queries`; as there, a damaged event body
 reads as NULL (`_BODY`) rather than failing, so that `status` works on a ledger that
@@ -9,10 +11,9 @@ reads as NULL (`_BODY`) rather than failing, so that `status` works on a ledger 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
-
-from auto_label.ledger.queries import OUTCOME_TYPES
 
 _BODY = "IIF(json_valid(body), body, NULL)"
 
@@ -80,16 +81,8 @@ def run_facts(conn: sqlite3.Connection) -> list[RunFacts]:
         f"json_extract({e_body}, '$.model'), json_extract({e_body}, '$.spec') FROM runs r "
         "LEFT JOIN events e ON e.type = 'run_started' AND e.run_id = r.run_id "
         "ORDER BY r.number").fetchall()
-    last = _per_run(conn, "SELECT run_id, MAX(at) FROM events GROUP BY run_id")
-    requests = _per_run(conn, "SELECT run_id, COUNT(*) FROM events "
-                              "WHERE type = 'request_sent' GROUP BY run_id")
-    tokens = _per_run(conn, f"SELECT run_id, SUM(json_extract({_BODY}, '$.usage.prompt_tokens')), "
-                            f"SUM(json_extract({_BODY}, '$.usage.completion_tokens')), "
-                            f"SUM(json_extract({_BODY}, '$.usage.thinking_tokens')) FROM events "
-                            "WHERE type = 'response_received' GROUP BY run_id")
-    new = _per_run(conn, "SELECT e.run_id, COUNT(*) FROM events e JOIN ("
-                         "  SELECT MIN(seq) AS seq FROM events WHERE type = 'image_seeded' "
-                         "  GROUP BY image_id) f ON f.seq = e.seq GROUP BY e.run_id")
+    totals = _per_run(conn, "SELECT run_id, last_at, requests, prompt_tokens, answer_tokens, "
+                            "thinking_tokens, new_images FROM run_totals")
     failed = _per_run(conn, "SELECT run_id, COUNT(DISTINCT image_id) FROM events "
                             "WHERE type = 'step_failed' GROUP BY run_id")
     stopped = _per_run(conn, f"SELECT run_id, json_extract({_BODY}, '$.message') FROM events "
@@ -100,17 +93,17 @@ def run_facts(conn: sqlite3.Connection) -> list[RunFacts]:
                             f"json_extract({_BODY}, '$.kind') = 'input' GROUP BY run_id")
     facts = []
     for run_id, number, started_at, finished_at, status, purpose, backend, model, spec in started:
-        prompt, answer, thinking = tokens.get(run_id, (0, 0, 0))
+        last, requests, prompt, answer, thinking, new = totals.get(
+            run_id, (started_at, 0, 0, 0, 0, 0))
         facts.append(RunFacts(
             run_id=run_id, number=int(number), started_at=float(started_at),
             finished_at=finished_at, status=status,
             stopped_by=_text(stopped.get(run_id, (None,))[0]), purpose=str(purpose or "generate"),
             backend=backend, model=model, spec=spec,
-            last_event_at=float(_number(last.get(run_id, (started_at,))[0])),
-            requests=int(_number(requests.get(run_id, (0,))[0])),
-            prompt_tokens=int(_number(prompt)), answer_tokens=int(_number(answer)),
-            thinking_tokens=int(_number(thinking)),
-            new_images=int(_number(new.get(run_id, (0,))[0])),
+            last_event_at=float(_number(last if last is not None else started_at)),
+            requests=int(_number(requests)), prompt_tokens=int(_number(prompt)),
+            answer_tokens=int(_number(answer)), thinking_tokens=int(_number(thinking)),
+            new_images=int(_number(new)),
             failed_images=int(_number(failed.get(run_id, (0,))[0])),
             input_warning=_text(inputs.get(run_id, (None,))[0])))
     return facts
@@ -134,27 +127,26 @@ def latest_generate_run(conn: sqlite3.Connection) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row is not None else None
 
 
-def latest_outcomes(conn: sqlite3.Connection) -> list[LatestOutcome]:
-    """The latest outcome of every (image, step) that has one (completed, selected again or
-    failed), in image and step order; a failure with its kind and message."""
+def failed_outcomes(conn: sqlite3.Connection) -> list[LatestOutcome]:
+    """The (image, step)s whose latest outcome is a failure (the `outcomes` projection), in image
+    and step order, each with its kind, message and time."""
     rows = conn.execute(
-        f"SELECT image_id, step, type, json_extract({_BODY}, '$.kind'), "
-        f"json_extract({_BODY}, '$.message'), at FROM ("
-        "  SELECT image_id, step, type, body, at, ROW_NUMBER() OVER ("
-        "    PARTITION BY image_id, step ORDER BY seq DESC) AS newest"
-        f"  FROM events WHERE image_id IS NOT NULL AND type IN "
-        f"({','.join('?' * len(OUTCOME_TYPES))})"
-        ") WHERE newest = 1 ORDER BY image_id, step", OUTCOME_TYPES)
-    return [LatestOutcome(str(image_id), str(step), str(kind),
-                          failure_kind if kind == "step_failed" else None,
-                          message if kind == "step_failed" else None, float(at))
+        f"SELECT o.image_id, o.step, o.type, o.kind, "
+        f"json_extract({_BODY.replace('body', 'e.body')}, '$.message'), o.at FROM outcomes o "
+        "JOIN events e ON e.seq = o.seq WHERE o.type = 'step_failed' "
+        "ORDER BY o.image_id, o.step")
+    return [LatestOutcome(str(image_id), str(step), str(kind), failure_kind, message, float(at))
             for image_id, step, kind, failure_kind, message, at in rows]
 
 
-def current_per_step(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    """step -> the images whose record holds a completion of it."""
+def current_of(conn: sqlite3.Connection, image_ids: set[str]) -> dict[str, set[str]]:
+    """step -> those of `image_ids` whose record holds a completion of it."""
     found: dict[str, set[str]] = {}
-    for image_id, step in conn.execute("SELECT image_id, step FROM current"):
+    if not image_ids:
+        return found
+    for image_id, step in conn.execute(
+            "SELECT image_id, step FROM current WHERE image_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(image_ids), ensure_ascii=False),)):
         found.setdefault(str(step), set()).add(str(image_id))
     return found
 
@@ -166,14 +158,16 @@ def seeded_ids(conn: sqlite3.Connection) -> set[str]:
 
 def sources(conn: sqlite3.Connection, image_ids: set[str]) -> dict[str, str]:
     """image_id -> where its latest seed (or rejection) says it was listed (`input.jsonl:12`),
-    for the images asked about that have one."""
+    for the images asked about that have one (read through the events of those images only)."""
     if not image_ids:
         return {}
     found: dict[str, str] = {}
     for image_id, source in conn.execute(
             f"SELECT image_id, json_extract({_BODY}, '$.source') FROM events "
-            "WHERE type IN ('image_seeded', 'image_rejected') ORDER BY seq"):
-        if image_id in image_ids and isinstance(source, str) and source:
+            "WHERE image_id IN (SELECT value FROM json_each(?)) "
+            "AND type IN ('image_seeded', 'image_rejected') ORDER BY seq",
+            (json.dumps(sorted(image_ids), ensure_ascii=False),)):
+        if isinstance(source, str) and source:
             found[image_id] = source
     return found
 

@@ -13,18 +13,21 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from sqlite_utils import Database
 
 from auto_label.errors import LedgerError
 from auto_label.ledger import queries
-from auto_label.ledger.events import Event, StepCompleted, parse_event
+from auto_label.ledger.events import Event, ImageSeeded, StepCompleted, parse_event
 from auto_label.ledger.migrations import MIGRATIONS, known_migrations
 from auto_label.ledger.projections import append_batch
 
 LEDGER_FILE = "ledger.db"
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -188,6 +191,34 @@ class Ledger:
         if batch:
             yield current_id or "", batch
 
+    def shown(self, image_ids: Sequence[str] | None = None) -> Iterator[Shown]:
+        """What each seeded image's record is made of, image by image in id order (of
+        `image_ids` only when given): its latest seed, the completions its record shows, the
+        steps whose latest outcome is a failure. Read from the projections, three ordered
+        cursors merged, so memory stays flat whatever the ledger's size."""
+        conn = self.connection()
+        completions = _Peek(queries.current_rows(conn, image_ids))
+        failures = _Peek(queries.failed_rows(conn, image_ids))
+        for image_id, seq, body in queries.seed_rows(conn, image_ids):
+            seed = self._parse(seq, body)
+            if not isinstance(seed, ImageSeeded):
+                raise LedgerError(f"{self.path}: event {seq} is a {seed.type} event, not the "
+                                  "image_seeded event a projection points at; see "
+                                  "`auto_label status --check`")
+            current = [self.completion_of(row[1], row[2])
+                       for row in completions.take(image_id)]
+            yield Shown(image_id, seed, current, frozenset(row[1] for row in
+                                                           failures.take(image_id)))
+
+    def completion_of(self, seq: int, body: str) -> StepCompleted:
+        """The step_completed event of a row; LedgerError if it is anything else."""
+        event = self._parse(seq, body)
+        if not isinstance(event, StepCompleted):
+            raise LedgerError(f"{self.path}: event {seq} is a {event.type} event, not the "
+                              "step_completed event a projection points at; see "
+                              "`auto_label status --check`")
+        return event
+
     def latest(self, type_: str) -> Event | None:
         """The newest event of a type."""
         row = queries.latest_event_row(self.connection(), type_)
@@ -195,6 +226,35 @@ class Ledger:
 
     def count(self, type_: str | None = None) -> int:
         return queries.count_events(self.connection(), type_)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What an image's record is made of (`Ledger.shown`)."""
+
+    image_id: str
+    seed: ImageSeeded
+    current: list[StepCompleted]
+    """the completions its record shows, in step order"""
+    failed: frozenset[str]
+    """steps whose latest outcome is a failure"""
+
+
+class _Peek(Generic[_Row]):
+    """An iterator of rows ordered by their first column, taken one key at a time."""
+
+    def __init__(self, rows: Iterator[_Row]) -> None:
+        self._rows = rows
+        self._next: _Row | None = next(rows, None)
+
+    def take(self, key: str) -> list[_Row]:
+        """The rows whose first column is `key` (those before it, left behind, are skipped)."""
+        taken: list[_Row] = []
+        while self._next is not None and self._next[0] <= key:
+            if self._next[0] == key:
+                taken.append(self._next)
+            self._next = next(self._rows, None)
+        return taken
 
 
 def make_results_dir(results_dir: Path) -> None:

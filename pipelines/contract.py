@@ -7,7 +7,7 @@ retries, events) the same way for every step of every pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -85,6 +85,32 @@ class Inputs:
     items: list[ImageInput]
     warnings: list[str] = field(default_factory=list)
     """input problems skipped (a run with any does not exit 0), and `InputNote`s"""
+
+
+@dataclass(frozen=True)
+class InputScan:
+    """A pipeline's inputs checked whole (before any request) but not held in memory: `count`
+    images, the `warnings` (as `Inputs.warnings`), and `batches(size)`, which reads them again
+    in order, at most `size` images per list: the items `read_inputs` gives. The input is read
+    again by each call of `batches`; it raises InputError if it changed into something bad.
+    `ids`: the image ids, when the scan was asked to keep them."""
+
+    count: int
+    warnings: list[str]
+    batches: Callable[[int], Iterator[list[ImageInput]]]
+    ids: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, inputs: Inputs, *, keep_ids: bool = False) -> InputScan:
+        """The scan of inputs read whole (for a pipeline that has no `scan_inputs`)."""
+        items = inputs.items
+        ids = frozenset(item.image_id for item in items) if keep_ids else None
+
+        def batches(size: int) -> Iterator[list[ImageInput]]:
+            for start in range(0, len(items), size):
+                yield items[start:start + size]
+
+        return cls(len(items), inputs.warnings, batches, ids)
 
 
 @dataclass(frozen=True)
@@ -181,6 +207,16 @@ class Pipeline:
     """(seed, image_id, the valid current outputs by step) -> the unified record"""
     check_seed: Callable[[ImageSeeded], list[str]] | None = None
     """problems with a seeded image's inputs that only its size reveals (one line each)"""
+    scan_inputs: Callable[[Any, bool], InputScan] | None = None
+    """(data config, keep_ids) -> the images `read_inputs` gives, checked in one pass and read
+    again in batches (memory flat in their number); None: `scan` reads them whole"""
+
+    def scan(self, data: Any, *, keep_ids: bool = False) -> InputScan:
+        """The inputs as an `InputScan` (`scan_inputs`, else `read_inputs` whole), with their ids
+        when `keep_ids`; raises InputError as `read_inputs` does."""
+        if self.scan_inputs is not None:
+            return self.scan_inputs(data, keep_ids)
+        return InputScan.of(self.read_inputs(data), keep_ids=keep_ids)
 
     def step(self, number: str) -> Step:
         for step in self.steps:

@@ -6,8 +6,9 @@ A problem is one `InputError` naming the file and line. Problems with an image f
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,31 @@ def shown_path(path: Path) -> str:
     return str(path) if path.is_absolute() else f"{path} ({Path.cwd() / path})"
 
 
+@functools.lru_cache(maxsize=16)
+def _root(image_root: str) -> Path:
+    return Path(image_root).expanduser()
+
+
 def resolve_image_path(image_path: str, image_root: str) -> Path:
     """`image_path` under `image_root` when it is relative and a root is set."""
+    if image_root and not image_path.startswith(("~", "/")):
+        return _root(image_root) / image_path  # what follows gives the same, slower
     path = Path(image_path).expanduser()
     if path.is_absolute() or not image_root:
         return path
-    return Path(image_root).expanduser() / path
+    return _root(image_root) / path
+
+
+def path_stem(image_path: str) -> str:
+    """`Path(image_path).stem`, without building a Path for an ordinary file name (one dot
+    inside it, or none) in an ordinary path."""
+    name = image_path.rpartition("/")[2]
+    dots = name.count(".")
+    if dots == 0 and name:
+        return name
+    if dots == 1 and not name.startswith(".") and not name.endswith("."):
+        return name.partition(".")[0]
+    return Path(image_path).stem
 
 
 def positive_int(value: Any, where: str, key: str) -> int | None:
@@ -116,6 +136,38 @@ def json_problem(text: str, exc: json.JSONDecodeError) -> str:
     return f" at column {exc.colno}: {_PLAIN_JSON.get(exc.msg, exc.msg)}"
 
 
+def check_unique_ids(listed: Iterable[tuple[str, str]],
+                     again: Callable[[], Iterable[tuple[str, str]]],
+                     keep: set[str] | None = None) -> int:
+    """The number of (image_id, `file:line`) pairs `listed` gives; InputError naming the second
+    listing of any image_id (as `check_unique`). Only the ids' hashes are held (and the ids in
+    `keep` when given); when two hashes match, `again()` lists the pairs once more to tell a
+    true duplicate from a collision."""
+    seen: set[int] = set()
+    suspects: set[int] = set()
+    count = 0
+    for image_id, _ in listed:
+        count += 1
+        if keep is not None:
+            keep.add(image_id)
+        key = hash(image_id)
+        if key in seen:
+            suspects.add(key)
+        seen.add(key)
+    if suspects:
+        seen.clear()
+        first: dict[str, str] = {}
+        for image_id, where in again():
+            if hash(image_id) not in suspects:
+                continue
+            if image_id in first:
+                line = first[image_id].rsplit(":", 1)[-1]
+                raise InputError(f"{where}: duplicate image_id {image_id!r} "
+                                 f"(first at line {line})")
+            first[image_id] = where
+    return count
+
+
 def check_unique(items: list[ImageInput]) -> None:
     """InputError naming the second listing of any image_id."""
     first: dict[str, str] = {}
@@ -131,7 +183,7 @@ def image_id_of(item: dict[str, Any], image_path: str, where: str) -> str:
     """The item's `image_id`, else the file name stem; InputError naming `where` if unusable."""
     image_id = item.get("image_id")
     if image_id is None:
-        return Path(image_path).stem
+        return path_stem(image_path)
     if not isinstance(image_id, str | int) or isinstance(image_id, bool) or not str(image_id):
         raise InputError(f"{where}: image_id must be a non-empty string")
     return str(image_id)

@@ -41,9 +41,15 @@ class ImageRecord:
 
 def valid_completions(state: ImageState, steps: Sequence[Step]) -> dict[str, StepCompleted]:
     """The current completions whose upstream outputs are the ones currently shown."""
+    return _valid({step.number: done for step in steps
+                   if (done := state.completion(step.number)) is not None}, steps)
+
+
+def _valid(current: Mapping[str, StepCompleted],
+           steps: Sequence[Step]) -> dict[str, StepCompleted]:
     valid: dict[str, StepCompleted] = {}
     for step in steps:
-        done = state.completion(step.number)
+        done = current.get(step.number)
         if done is None:
             continue
         if all(n in valid and done.upstream.get(n) == valid[n].output_hash for n in step.needs):
@@ -53,15 +59,32 @@ def valid_completions(state: ImageState, steps: Sequence[Step]) -> dict[str, Ste
 
 def project(state: ImageState, pipeline: Pipeline) -> ImageRecord:
     """An image's state -> its record and valid outputs (pure)."""
+    current = {step.number: done for step in pipeline.steps
+               if (done := state.completion(step.number)) is not None}
+    return _record(state.image_id, state.seed, current, frozenset(state.failed), pipeline)
+
+
+def _record(image_id: str, seed: ImageSeeded | None, current: Mapping[str, StepCompleted],
+            failed: frozenset[str], pipeline: Pipeline) -> ImageRecord:
     outputs = {number: pipeline.step(number).stored_output(event)
-               for number, event in valid_completions(state, pipeline.steps).items()}
-    record = (pipeline.to_record(state.seed, state.image_id, outputs)
-              if state.seed is not None and outputs else None)
-    return ImageRecord(state.image_id, state.seed, outputs, frozenset(state.failed), record)
+               for number, event in _valid(current, pipeline.steps).items()}
+    record = (pipeline.to_record(seed, image_id, outputs)
+              if seed is not None and outputs else None)
+    return ImageRecord(image_id, seed, outputs, failed, record)
 
 
-def image_records(ledger: Ledger, pipeline: Pipeline) -> Iterator[ImageRecord]:
-    """Every image's record, folded from its events, in image id order."""
+def image_records(ledger: Ledger, pipeline: Pipeline,
+                  image_ids: Sequence[str] | None = None) -> Iterator[ImageRecord]:
+    """Every seeded image's record, in image id order (of `image_ids` only when given), from
+    the projections (`Ledger.shown`): the same records as folding each image's events
+    (`project`), read in one streaming pass. Images never seeded (only rejected) have none."""
+    for shown in ledger.shown(image_ids):
+        current = {event.step: event for event in shown.current}
+        yield _record(shown.image_id, shown.seed, current, shown.failed, pipeline)
+
+
+def folded_records(ledger: Ledger, pipeline: Pipeline) -> Iterator[ImageRecord]:
+    """Every image's record, folded from all its events (what `image_records` must equal)."""
     for image_id, events in ledger.image_histories():
         yield project(fold(events, image_id=image_id), pipeline)
 

@@ -56,7 +56,7 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
         assert names == known_migrations() == [
             "m001_initial", "m002_runs_from_events", "m003_image_frames", "m004_views",
-            "m005_compact_events"]
+            "m005_compact_events", "m006_status_projections"]
         assert ledger.count("image_seeded") == 1
 
 
@@ -102,7 +102,7 @@ def test_a_duplicate_completion_is_impossible(tmp_path):
         assert ledger.count("step_completed") == 2
         with pytest.raises(sqlite3.IntegrityError):
             ledger.connection().execute(
-                "INSERT INTO completions VALUES ('0', 'img', 'sha256:f1', 3, 99, 'x')")
+                "INSERT INTO completions VALUES ('0', 'img', 'sha256:f1', 3, 99, 'x', 1)")
 
 
 def test_current_follows_the_newest_completion_and_selection(tmp_path):

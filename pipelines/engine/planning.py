@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from auto_label.ledger.events import StepCompleted, StepSelected
 from auto_label.ledger.fingerprint import content_hash
 from auto_label.ledger.projections import input_hash
 from auto_label.ledger.queries import CurrentRow, ImageRow
@@ -257,6 +258,20 @@ def imports(facts: ImageFacts, progress: Progress, settings: Settings,
         found.append(Import(step, key, output, stored, output_hash, upstream, exists))
         resolved[step.number] = Resolved(output_hash, None, output)
     return replace(progress, resolved=resolved), found
+
+
+def imported_events(found: list[Import], run_id: str,
+                    item: ImageInput) -> list[StepSelected | StepCompleted]:
+    """What the ledger records of `imports`' outputs: a selection of the completion it holds
+    already, else a completion whose `source` is where the input listed it."""
+    return [StepSelected(run_id=run_id, image_id=item.image_id, step=imported.step.number,
+                         fingerprint=imported.fingerprint) if imported.exists else
+            StepCompleted(run_id=run_id, image_id=item.image_id, step=imported.step.number,
+                          fingerprint=imported.fingerprint, output=imported.stored,
+                          output_version=imported.step.output.class_version,
+                          output_hash=imported.output_hash, upstream=imported.upstream,
+                          source=item.source)
+            for imported in found]
 
 
 def completed(progress: Progress, step: str, result: Resolved) -> Progress:

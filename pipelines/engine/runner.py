@@ -2,17 +2,20 @@
 
 The parts: `planning` decides (pure), `session` holds the lock and the run's events, `pool` runs
 tasks, `seeding` and `image_cache` read images, `execute` asks the model for one step of one image,
-`tracker` counts outcomes. This module wires them: for each input image, either its seed is still
-valid (its steps are planned at once) or it is seeded by a worker first; when a step completes,
-planning runs again for that image, so downstream steps start as soon as they can (per-image
-pipelining). An image's later steps go before other images' earlier ones.
+`tracker` counts outcomes, `run_warnings` says what the run must. This module wires them: the input
+is read in batches (`batches`: each batch's projections read with the indexes, at most IN_FLIGHT
+images planned but not done), and for each image either its seed is still valid (its steps are
+planned at once) or it is seeded by a worker first; workers start on the first images while later
+batches are planned. When a step completes, planning runs again for that image, so downstream
+steps start as soon as they can (per-image pipelining). An image's later steps go before other
+images' earlier ones.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from auto_label.backends.base import Backend, PreparedImage
@@ -20,14 +23,13 @@ from auto_label.errors import RunAborted
 from auto_label.ledger import queries
 from auto_label.ledger.events import (
     ImageRejected,
-    RunWarning,
-    StepCompleted,
     StepFailed,
     StepSelected,
 )
 from auto_label.pipelines.contract import (
     ImageInput,
-    InputNote,
+    Inputs,
+    InputScan,
     Pipeline,
     Step,
     StepInput,
@@ -35,6 +37,7 @@ from auto_label.pipelines.contract import (
 )
 from auto_label.pipelines.engine import planning
 from auto_label.pipelines.engine.alarm import ConventionAlarm
+from auto_label.pipelines.engine.batches import BATCH, IN_FLIGHT, InFlight, Known, read_batch
 from auto_label.pipelines.engine.budget import run_budget
 from auto_label.pipelines.engine.endpoint import preflight
 from auto_label.pipelines.engine.execute import Completed, Failed, Pacer, StepExecutor, StepJob
@@ -55,9 +58,10 @@ from auto_label.pipelines.engine.planning import (
 from auto_label.pipelines.engine.pool import Task, WorkerPool
 from auto_label.pipelines.engine.progress import NullProgress, ProgressSink, RunSummary
 from auto_label.pipelines.engine.rereading import stored_answers
+from auto_label.pipelines.engine.run_warnings import RunWarnings
 from auto_label.pipelines.engine.seeding import ImageProblem, seed_image
 from auto_label.pipelines.engine.session import RunSession, RunStatus
-from auto_label.pipelines.engine.tracker import MAX_NOTES, Tracker
+from auto_label.pipelines.engine.tracker import Tracker
 from auto_label.pipelines.images.decode import IngestSettings
 
 
@@ -71,6 +75,10 @@ class _Image:
     """the upright frame its boxes are stored in"""
     sha256: str = ""
     progress: Progress = field(default_factory=Progress)
+    projections: Projections = field(default_factory=Projections)
+    """what the ledger held of this image when it was planned"""
+    pending: int = 1
+    """its tasks not ended, plus one while it is planned: at 0 it leaves `InFlight`"""
 
 
 def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
@@ -84,7 +92,7 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
     request before any image, or during the run, after the requests in flight are recorded).
     `stop.set()` from another thread ends the run early.
     """
-    inputs = pipeline.read_inputs(options.data)
+    scan = pipeline.scan(options.data)
     preflight(backend)
     stop = stop or threading.Event()
     workflow = options.workflow
@@ -100,11 +108,11 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
         spec=options.spec, backend=backend.name, model=str(settings.model.get("model", "")),
         force=settings.force, on_commit=tracker.committed)
     try:
-        items = inputs.items
         if options.retry_failed:
             failed = queries.failed_images(session.ledger.connection())
-            items = [item for item in items if item.image_id in failed]
-        summary.run_id, summary.images = session.run_id, len(items)
+            scan = InputScan.of(Inputs([item for batch in scan.batches(BATCH) for item in batch
+                                        if item.image_id in failed], scan.warnings))
+        summary.run_id, summary.images = session.run_id, scan.count
         budget = run_budget(options.price, options.max_cost, backend, summary=summary,
                             key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
@@ -112,8 +120,8 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
                                 pacer=pacer, budget=budget, spec_block=pipeline.name)
         run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop,
                    options.ingest)
-        interrupted = run.work(items, inputs.warnings)
-        run.still_suspect()
+        interrupted = run.work(scan)
+        run.warnings.still_suspect()
     except BaseException:
         stop.set()
         session.close_on_error()
@@ -146,33 +154,21 @@ class _Run:
         self.ingest = ingest
         self.images = ImageCache(2 * workers + 4, ingest, backend.frame)
         self.pool = WorkerPool(workers, stop, self._unexpected)
-        self.projections = Projections()
+        self.in_flight = InFlight(IN_FLIGHT, stop)
+        self.warnings = RunWarnings(session, tracker)
         self.abort: RunAborted | None = None
         self.alarm = ConventionAlarm(
             backend.frame.coordinates, f"{self.pipeline.name}.vlm.{backend.name}.coordinates",
-            self._suspect)
+            self.warnings.suspect)
         self._lock = threading.Lock()
 
-    def work(self, items: list[ImageInput], warnings: list[str]) -> bool:
+    def work(self, scan: InputScan) -> bool:
         """Plan and run every image; True when the run was stopped before the end."""
-        self.tracker.begin(len(items))
-        self.tracker.warn(warnings, show=MAX_NOTES)
-        problems = [w for w in warnings if not isinstance(w, InputNote)]
-        if problems:  # said once in the ledger, so that `status` knows the run was not whole
-            self.session.writer.put(RunWarning(
-                run_id=self.session.run_id, kind="input",
-                message=f"{len(problems)} input problem(s) skipped, e.g. {problems[0]}"))
-        frame = self.backend.frame
-        if frame.defaulted:
-            key = f"{self.pipeline.name}.vlm.{self.backend.name}"
-            self._warn_run(
-                f"{key}: no profile knows the model {self.backend.model!r} and "
-                f"{key}.coordinates is not set, so boxes are read as "
-                f"{frame.coordinates} (the backend's default); if the model answers otherwise "
-                "every box is wrong: check with `auto_label probe -e SPEC`", "default_convention")
+        self.tracker.begin(scan.count)
+        self.warnings.opening(scan.warnings, self.pipeline.name, self.backend)
         try:
             self.pool.start()
-            self._plan(items)
+            self._plan(scan.batches(BATCH))
             self.pool.wait()
         finally:
             interrupted = self.stop.is_set()
@@ -183,31 +179,53 @@ class _Run:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _plan(self, items: list[ImageInput]) -> None:
+    def _plan(self, batches: Iterator[list[ImageInput]]) -> None:
+        """Plan each image, a batch at a time, while the workers run what is planned."""
         conn = self.session.ledger.connection()
-        rows = queries.images(conn)
-        self.projections = Projections(queries.completions(conn), queries.current(conn))
-        for item in items:
-            image = _Image(item)
-            row = rows.get(item.image_id)
-            try:
-                stat = item.path.stat()
-            except OSError:
-                stat = None
+        steps = [s.number for s in self.pipeline.steps]
+        for batch in batches:
+            known = read_batch(conn, [item.image_id for item in batch], steps)
+            for item in batch:
+                if not self.in_flight.enter():
+                    return
+                self._plan_image(item, known.get(item.image_id) or Known())
+
+    def _plan_image(self, item: ImageInput, known: Known) -> None:
+        """Its steps decided now when its seed still holds, else its seeding queued."""
+        image = _Image(item, projections=known.projections)
+        try:
+            stat = item.path.stat()
+        except OSError:
+            stat = None
+        row = known.row
+        with self._lock:
             if row is not None and planning.unchanged(row, item, stat, self.ingest.key):
                 assert row.image_key is not None
                 image.facts, image.size = ImageFacts(item, row.image_key), (row.width, row.height)
                 image.sha256 = row.sha256
-                with self._lock:
-                    self._decide(image)
+                self._decide(image)
             else:
-                self.pool.submit(0, self._task(image, None, functools.partial(self._seed, image)))
+                self._submit(image, 0, self._task(image, None, lambda: self._seed(image)))
+        self._ended(image)
+
+    def _submit(self, image: _Image, priority: int, task: Task) -> None:
+        """Queue one of the image's tasks (lock held)."""
+        image.pending += 1
+        self.pool.submit(priority, task)
+
+    def _ended(self, image: _Image) -> None:
+        """One of the image's tasks (or its planning) ended: its slot is free after the last."""
+        with self._lock:
+            image.pending -= 1
+            done = image.pending == 0
+        if done:
+            self.in_flight.leave()
 
     def _decide(self, image: _Image) -> None:
         """Plan what can be planned for `image` now and act on it (lock held)."""
         assert image.facts is not None
         image.progress, decisions = planning.decide(image.facts, image.progress, self.settings,
-                                                    self.projections)
+                                                    image.projections)
         for decision in decisions:
             self._apply(image, decision)
 
@@ -217,7 +235,7 @@ class _Run:
             # deeper steps first (records complete early, memory stays flat); steps of one
             # depth (referring's 0 and 1) keep their order, so an image's are read together
             priority = -self.pipeline.depth(step)
-            self.pool.submit(priority, self._task(
+            self._submit(image, priority, self._task(
                 image, step, functools.partial(self._ask, image, decision), decision.fingerprint))
         elif isinstance(decision, Reuse):
             if decision.select:
@@ -247,30 +265,10 @@ class _Run:
                     self._reject(image, "internal_error", problem)
                 else:
                     self._fail(image, step, fingerprint, "internal_error", problem)
+            finally:
+                self._ended(image)
 
         return task
-
-    def still_suspect(self) -> None:
-        """Boxes an earlier run warned about, still shown (reused by this run): warn again."""
-        if self.tracker.summary.suspect_boxes:
-            return
-        for number, count in queries.suspect_current(self.session.ledger.connection()):
-            self.tracker.summary.suspect_boxes = True
-            self.tracker.alarm(f"{count} step result(s) shown come from run {number}, whose "
-                               "boxes looked like another coordinate convention (see "
-                               "`auto_label status`); they stay until the convention is fixed "
-                               "and the steps run again")
-
-    def _suspect(self, message: str) -> None:
-        """The boxes look like another convention: warned, and the run does not end well."""
-        self.tracker.summary.suspect_boxes = True
-        self._warn_run(message)
-
-    def _warn_run(self, message: str, kind: str = "convention") -> None:
-        """Say it once, loudly: in the ledger (status shows it), the progress and the summary."""
-        self.session.writer.put(RunWarning(run_id=self.session.run_id, kind=kind,
-                                           message=message))
-        self.tracker.alarm(message)
 
     def _unexpected(self, task: Task, exc: Exception) -> None:
         self.tracker.warn([f"internal error in the worker pool: {type(exc).__name__}: {exc}"])
@@ -292,19 +290,9 @@ class _Run:
             image.facts, image.size = ImageFacts(item, seeded.image_key), size
             image.sha256 = seeded.sha256
             image.progress, found = planning.imports(image.facts, image.progress, self.settings,
-                                                     self.projections)
-            for imported in found:
-                if imported.exists:
-                    self.session.writer.put(StepSelected(
-                        run_id=self.session.run_id, image_id=item.image_id,
-                        step=imported.step.number, fingerprint=imported.fingerprint))
-                else:
-                    self.session.writer.put(StepCompleted(
-                        run_id=self.session.run_id, image_id=item.image_id,
-                        step=imported.step.number, fingerprint=imported.fingerprint,
-                        output=imported.stored, output_version=imported.step.output.class_version,
-                        output_hash=imported.output_hash, upstream=imported.upstream,
-                        source=item.source))
+                                                     image.projections)
+            for event in planning.imported_events(found, self.session.run_id, item):
+                self.session.writer.put(event)
             self._decide(image)
 
     def _reject(self, image: _Image, kind: str, problem: str) -> None:

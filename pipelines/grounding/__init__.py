@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from auto_label.pipelines.contract import Pipeline
 from auto_label.pipelines.grounding.config import GroundingData, GroundingWorkflow
-from auto_label.pipelines.grounding.inputs import read_grounding_inputs
+from auto_label.pipelines.grounding.inputs import read_grounding_inputs, scan_grounding_inputs
 from auto_label.pipelines.grounding.record import SOURCE, to_record
 from auto_label.pipelines.grounding.steps import STEPS
 
@@ -19,6 +19,7 @@ IMAGE_GROUNDING = Pipeline(
     data=GroundingData,
     read_inputs=read_grounding_inputs,
     to_record=to_record,
+    scan_inputs=scan_grounding_inputs,
 )
 
 __all__ = ["IMAGE_GROUNDING"]
