@@ -50,13 +50,15 @@ class ExportResult:
 
 def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
              progress: ProgressSink | None = None, stop: threading.Event | None = None,
-             retry_failed: bool = False) -> RunSummary:
+             retry_failed: bool = False, limit: int | None = None) -> RunSummary:
     """Run the spec's pipeline, then export. `stop.set()` from another thread ends it early.
 
     `retry_failed` limits the run to the images whose latest attempt at some step failed (a plain
-    run retries them too, along with every image not yet done). Raises an `AutoLabelError`
-    (one line, with its exit code) when the spec, the inputs, the results_dir or the endpoint's
-    key is unusable.
+    run retries them too, along with every image not yet done). `limit`: only the first `limit`
+    images of the input, in input order (a pilot; a later run without it reuses their answers and
+    goes on with the rest); with `retry_failed`, the first `limit` failed ones. Raises an
+    `AutoLabelError` (one line, with its exit code) when the spec, the inputs, the results_dir or
+    the endpoint's key is unusable.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec, overrides)
@@ -68,6 +70,7 @@ def generate(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
         options = RunOptions(results_dir=spec.results_dir, workflow=block.workflow,
                              data=block.data, spec=spec.dump(),
                              ingest=block.data.ingest_settings(), retry_failed=retry_failed,
+                             limit=limit,
                              price=price, max_cost=block.workflow.max_cost)
         summary = run_pipeline(options, spec.pipeline, backend, progress=progress, stop=stop,
                                pacer=Pacer(block.workflow.rpm))

@@ -142,10 +142,11 @@ class DryRun:
 
 
 def dry_run(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
-            retry_failed: bool = False) -> DryRun:
-    """What `generate(spec, overrides, retry_failed=...)` would do now, per step, with its tokens
-    and cost. Sends no request, needs no API key, takes no lock, writes nothing (the ledger is
-    opened only when it exists; an older one is brought up to date like any reader does).
+            retry_failed: bool = False, limit: int | None = None) -> DryRun:
+    """What `generate(spec, overrides, retry_failed=..., limit=...)` would do now, per step, with
+    its tokens and cost. Sends no request, needs no API key, takes no lock, writes nothing (the
+    ledger is opened only when it exists; an older one is brought up to date like any reader
+    does).
 
     Raises an `AutoLabelError` (one line) for a bad spec or input, or a results_dir that holds
     something other than a ledger.
@@ -170,11 +171,11 @@ def dry_run(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                 if retry_failed:
                     failed = queries.failed_images(ledger.connection())
                     items = [item for item in items if item.image_id in failed]
-                planner.plan(items, ledger)
+                planner.plan(items[:limit], ledger)
                 means = _token_means(ledger.connection(), backend.name, backend.model)
         else:
             items = [] if retry_failed else items
-            planner.plan(items, None)
+            planner.plan(items[:limit], None)
             means = {}
     finally:
         backend.close()
@@ -186,7 +187,7 @@ def dry_run(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
                      f"would stop before any request (set {pipeline.name}.vlm.{backend.name}"
                      ".price)")
     return DryRun(pipeline.name, backend.name, backend.model, backend.endpoint,
-                  spec.results_dir, len(items), planner.unseeded, steps, price,
+                  spec.results_dir, len(items[:limit]), planner.unseeded, steps, price,
                   workflow.max_cost, found, notes, input_images=listed,
                   rehashed=planner.rehashed)
 

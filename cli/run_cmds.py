@@ -29,6 +29,11 @@ def generate(
         help="Only the images whose latest attempt at a step failed (a plain run retries them "
              "too, with everything not yet done).",
     )] = False,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", min=1, metavar="N",
+        help="Only the first N images of the input (a pilot); a later run without it reuses "
+             "their answers and goes on with the rest.",
+    )] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run",
         help="Count the requests the run would send (after resume and incremental skips) and "
@@ -40,14 +45,14 @@ def generate(
 
     stop = threading.Event()
     if dry_run:
-        _dry_run(spec, overrides or [], retry_failed)
+        _dry_run(spec, overrides or [], retry_failed, limit)
         return
     try:
         loaded = api.load_spec(spec, overrides or [])
         progress = RichProgress(out) if out.is_terminal and not plain else PlainProgress()
         with Signals(stop, say=progress.note) as signals:
             summary = api.generate(loaded, progress=progress, stop=stop,
-                                   retry_failed=retry_failed)
+                                   retry_failed=retry_failed, limit=limit)
     except AutoLabelError as error:
         raise fail(error) from None
     # what only the end needs is imported at the end: the first request goes out sooner
@@ -69,12 +74,12 @@ def generate(
     raise typer.Exit(0 if summary.ok else 1)
 
 
-def _dry_run(spec: Path, overrides: list[str], retry_failed: bool) -> None:
+def _dry_run(spec: Path, overrides: list[str], retry_failed: bool, limit: int | None) -> None:
     from auto_label.cli.dry_run_view import print_dry_run
     from auto_label.estimate import dry_run
 
     try:
-        report = dry_run(spec, overrides, retry_failed=retry_failed)
+        report = dry_run(spec, overrides, retry_failed=retry_failed, limit=limit)
     except AutoLabelError as error:
         raise fail(error) from None
     print_dry_run(out, report)

@@ -112,6 +112,24 @@ class InputScan:
 
         return cls(len(items), inputs.warnings, batches, ids)
 
+    def first(self, limit: int) -> InputScan:
+        """The first `limit` images of this scan, in input order (a pilot); `limit` >= 0."""
+        if limit >= self.count:
+            return self
+        whole = self.batches
+
+        def batches(size: int) -> Iterator[list[ImageInput]]:
+            left = limit
+            for batch in whole(size):
+                if left <= 0:
+                    return
+                yield batch[:left]
+                left -= len(batch)
+
+        ids = None if self.ids is None else frozenset(
+            item.image_id for batch in batches(limit or 1) for item in batch)
+        return InputScan(limit, self.warnings, batches, ids)
+
 
 @dataclass(frozen=True)
 class StepInput:

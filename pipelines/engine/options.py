@@ -23,6 +23,8 @@ class RunOptions:
     """the whole spec, keys masked, for run_started"""
     ingest: IngestSettings = field(default_factory=IngestSettings)
     retry_failed: bool = False
+    limit: int | None = None
+    """only the first `limit` images of the input (a pilot); None: all"""
     price: Price | None = None
     """what the model's tokens cost (None: unknown, costs are not shown)"""
     max_cost: float | None = None

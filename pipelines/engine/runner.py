@@ -112,6 +112,8 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
             failed = queries.failed_images(session.ledger.connection())
             scan = InputScan.of(Inputs([item for batch in scan.batches(BATCH) for item in batch
                                         if item.image_id in failed], scan.warnings))
+        if options.limit is not None:
+            scan = scan.first(options.limit)
         summary.run_id, summary.images = session.run_id, scan.count
         budget = run_budget(options.price, options.max_cost, backend, summary=summary,
                             key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
