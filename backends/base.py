@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_serializer
 
@@ -209,9 +209,9 @@ class BackendConfig(BaseModel):
     """What every backend's `vlm.<name>` block has; each backend's own model extends it.
 
     `api_key` is a secret: it prints as `**********` and is dumped masked, so a spec written to
-    the ledger or a log never holds it. `coordinates` and `smart_resize` left out of the spec
-    come from the model's profile (`backends.profiles.model_frame`); an explicit value, `null`
-    included for `smart_resize`, always wins.
+    the ledger or a log never holds it. `coordinates` and `smart_resize` left out of the spec, or
+    `null`, come from the model's profile (`backends.profiles.model_frame`); any other value
+    always wins (`smart_resize: false`: no processor resize, even for a profile that has one).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
@@ -224,9 +224,9 @@ class BackendConfig(BaseModel):
     """how the model writes boxes: xyxy_pixel, xyxy_1000 or yxyx_1000; null: its profile's"""
     max_image_side: int = Field(default=0, ge=0)
     """downscale images whose longest side is larger (pixels); 0: send them as they are"""
-    smart_resize: SmartResize | None = None
+    smart_resize: SmartResize | Literal[False] | None = None
     """send images at the frame a Qwen2-VL-style processor resizes to ({factor, min_pixels,
-    max_pixels}); null: its profile's"""
+    max_pixels}); false: none (pixel boxes in the image as sent); null: its profile's"""
     price: PriceSetting | None = Field(
         default=None, description="USD per million tokens; empty: the price table's entry for "
                                   "the model (backends/prices.py). Never part of a fingerprint")

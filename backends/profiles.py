@@ -69,8 +69,13 @@ def model_frame(config: BackendConfig, model: str) -> ModelFrame:
         coordinates, source = profile.coordinates, "profile"
     else:
         coordinates, source = config.DEFAULT_COORDINATES, "default"
-    explicit = "smart_resize" in config.model_fields_set
-    smart = config.smart_resize if explicit or profile is None else profile.smart_resize
+    smart: SmartResize | None
+    if config.smart_resize is False:
+        smart = None
+    elif config.smart_resize is not None:
+        smart = config.smart_resize
+    else:
+        smart = profile.smart_resize if profile is not None else None
     return ModelFrame(coordinates=coordinates, max_image_side=config.max_image_side,
                       smart_resize=smart, profile=profile.family if profile else None,
                       source=source, defaulted=source == "default")

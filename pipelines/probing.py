@@ -206,7 +206,7 @@ def spec_lines(pipeline: str, backend: str, best: Score, current: Candidate) -> 
     if chosen == current:
         head += "; the spec already reads boxes this way"
     rule = chosen.smart_resize
-    resize = ("null" if rule is None else
+    resize = ("false" if rule is None else
               f"{{factor: {rule.factor}, min_pixels: {rule.min_pixels}, "
               f"max_pixels: {rule.max_pixels}}}")
     return "\n".join([head, f"{pipeline}:", "  vlm:", f"    {backend}:",

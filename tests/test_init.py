@@ -80,3 +80,20 @@ def test_the_written_spec_runs_against_the_simulator(tmp_path, sim, monkeypatch,
     monkeypatch.setenv("OPENAI_API_KEY" if backend == "openai" else "GOOGLE_API_KEY", SIM_KEY)
     summary = generate(load_spec(path))
     assert summary.complete and summary.records == 2
+
+
+def test_the_written_spec_keeps_the_model_profiles_frame(tmp_path):
+    """init writes `coordinates: null` and `smart_resize: null`: both mean the profile's, so a
+    Qwen2.5-VL spec still sends images at its processor's frame (a spec that switched it off
+    would read every box in the wrong frame)."""
+    from auto_label.backends.profiles import model_frame
+
+    path = tmp_path / "spec.yaml"
+    args = ["init", "image_grounding", "--backend", "openai", "--model", "Qwen/Qwen2.5-VL-7B",
+            "--out", str(path)]
+    assert runner.invoke(app, args).exit_code == 0
+    config = load_spec(path).block.vlm.openai
+    frame = model_frame(config, config.model_name)
+    assert frame.profile == "Qwen2.5-VL" and frame.smart_resize is not None
+    off = load_spec(path, ["image_grounding.vlm.openai.smart_resize=false"]).block.vlm.openai
+    assert model_frame(off, off.model_name).smart_resize is None

@@ -39,7 +39,7 @@ def test_profiles_give_defaults_and_an_explicit_value_wins(model, family, coordi
         family, coordinates, resize)
     assert frame.defaulted is (family is None)
     explicit = OpenAIConfig.model_validate({"model_name": model, "coordinates": "yxyx_1000",
-                                            "smart_resize": None})
+                                            "smart_resize": False})
     assert model_frame(explicit, model).coordinates == "yxyx_1000"
     assert model_frame(explicit, model).smart_resize is None
     assert all(p.source.startswith("https://") for p in PROFILES)
@@ -109,7 +109,7 @@ def test_qwen25_answers_in_its_processors_frame_and_smart_resize_sends_that_fram
 def test_without_the_frame_qwen25_boxes_are_wrong_and_the_alarm_says_so(tmp_path, make_sim):
     data = large_dataset(tmp_path, n=8)
     sim = make_sim(model_frame="qwen2.5_smart_resize", max_pixels=1280 * 28 * 28)
-    summary, records = run(tmp_path, sim, QWEN25, "image_grounding.vlm.openai.smart_resize=null")
+    summary, records = run(tmp_path, sim, QWEN25, "image_grounding.vlm.openai.smart_resize=false")
     assert match_ground_truth(records, data.records, threshold=0.5).recall < 0.2
     assert summary.suspect_boxes and not summary.ok
     assert any("pixels of a smaller frame" in a and "smart_resize" in a for a in summary.alarms)
