@@ -15,6 +15,7 @@ from pathlib import Path
 
 from auto_label.backends.base import Backend, ModelFrame, PreparedImage
 from auto_label.backends.registry import create_backend
+from auto_label.errors import SpecError
 from auto_label.ledger.fingerprint import content_hash, file_sha256
 from auto_label.pipelines.engine.endpoint import preflight
 from auto_label.pipelines.engine.execute import Completed, Failed, StepExecutor, StepJob
@@ -32,6 +33,7 @@ from auto_label.pipelines.probing import (
     spec_lines,
 )
 from auto_label.spec import Spec
+from auto_label.spec_edit import set_block_keys
 from auto_label.spec_loader import load_spec
 
 
@@ -108,3 +110,18 @@ def _probe(spec: Spec, backend: Backend, stop: threading.Event) -> ProbeReport:
     session.finish("interrupted" if stop.is_set() else "completed", {})
     return ProbeReport(spec.autolabel_type, backend.name, backend.model, backend.frame,
                        ranked(images, answers), executor.requests, failures)
+
+
+def write_fit(spec_file: str | Path, report: ProbeReport, overrides: Sequence[str] = ()) -> None:
+    """Write the reading that fits best (`report.best`: `coordinates` and `smart_resize`) into
+    the `vlm.<backend>` block of `spec_file`, keeping its comments. Raises SpecError when no
+    reading fits (nothing is written) or the file cannot be edited (see `spec_edit`)."""
+    if not report.fits:
+        raise SpecError(f"{spec_file}: not written: no reading explains the answers")
+    chosen = report.best.candidate
+    rule = chosen.smart_resize
+    set_block_keys(spec_file, (report.pipeline, "vlm", report.backend), {
+        "coordinates": chosen.coordinates,
+        "smart_resize": False if rule is None else {
+            "factor": rule.factor, "min_pixels": rule.min_pixels, "max_pixels": rule.max_pixels},
+    }, overrides)

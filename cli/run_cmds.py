@@ -92,19 +92,30 @@ def probe(
     overrides: Annotated[list[str] | None, typer.Argument(
         help="Overrides such as image_grounding.vlm.openai.base_url=URL."
     )] = None,
+    write: Annotated[bool, typer.Option(
+        "--write",
+        help="Also write the lines that fit into the spec file (its comments kept).",
+    )] = False,
 ) -> None:
     """Measure which box convention and frame the spec's endpoint answers in (a few requests
     about generated images, recorded in the ledger), and print the spec lines that fit.
 
-    Exits 1 when no reading explains the answers."""
+    Exits 1 when no reading explains the answers (nothing is written then)."""
     from auto_label.cli.summary import print_probe
     from auto_label.probing import probe as run_probe
+    from auto_label.probing import write_fit
 
     try:
         report = run_probe(spec, overrides or [])
     except AutoLabelError as error:
         raise fail(error) from None
     print_probe(out, report)
+    if write and report.fits:
+        try:
+            write_fit(spec, report, overrides or [])
+        except AutoLabelError as error:
+            raise fail(error) from None
+        out.print(f"wrote them into {spec}", markup=False)
     raise typer.Exit(0 if report.fits else 1)
 
 
