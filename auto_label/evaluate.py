@@ -7,6 +7,7 @@ Matching is one-to-one and greedy by IoU, per image.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from auto_label.boxes import greedy_matches, iou
 from auto_label.errors import InputError
 from auto_label.pipelines.coerce import norm_phrase
+from auto_label.truth import Box
 
 
 @dataclass(frozen=True)
@@ -144,16 +146,19 @@ def score_grounding(records: Iterable[dict[str, Any]], truth: dict[str, Any]) ->
 @dataclass(frozen=True)
 class ReferringScore:
     """Referring: how many truth objects a region covers (IoU >= 0.5) with the right type (and
-    colour, when the truth has one), and how many truth expressions a record has with exactly
-    their boxes (a one-to-one match at IoU >= 0.5, nothing more, nothing less)."""
+    colour, when the truth has one), and how many of the generated expressions point at the
+    right boxes (`referents`)."""
 
     objects: int
     covered: int
     described: int
     """covered objects whose region has the truth's type (and colour)"""
     expressions: int
-    extracted: int
+    """expressions the records hold"""
+    judged: int
+    """of them, those naming a type or colour the image's truth objects have"""
     correct: int
+    """of the judged, those whose boxes are the objects their words name (`referents`)"""
     misses: list[str]
 
     @property
@@ -162,12 +167,58 @@ class ReferringScore:
 
     @property
     def expression_accuracy(self) -> float:
-        return self.correct / self.expressions if self.expressions else 0.0
+        return self.correct / self.judged if self.judged else 0.0
+
+
+NOT_QUALIFIERS = frozenset([
+    "a", "an", "the", "all", "both", "each", "every", "two", "three", "four", "five", "six",
+    "seven", "eight", "nine", "ten", "and", "of", "object", "objects", "shape", "shapes",
+    "thing", "things"])
+"""words that do not narrow which objects an expression means"""
+
+
+def _said(name: str, text: str) -> bool:
+    """`name` (a type or colour, possibly several words) occurs in `text` as whole words, in the
+    singular or with a plural -s/-es."""
+    return re.search(rf"\b{re.escape(name.lower())}(?:e?s)?\b", text) is not None
+
+
+def referents(text: str, objects: list[tuple[Box, str | None, str | None]]
+              ) -> tuple[list[Box], bool] | None:
+    """The truth objects an expression's words name: those with every type and colour the text
+    mentions (of the types and colours the image's objects have), and whether the text says
+    more than that (a place, an order: "on the left", "largest"), which may narrow them to a
+    subset. None when the text names no type or colour of the image (it cannot be judged)."""
+    lowered = text.lower()
+    kinds = {k for _, k, _ in objects if k and _said(k, lowered)}
+    colours = {c for _, _, c in objects if c and _said(c, lowered)}
+    if not kinds and not colours:
+        return None
+    named = [box for box, kind, colour in objects
+             if (not kinds or kind in kinds) and (not colours or colour in colours)]
+    known = {w for name in kinds | colours for w in re.findall(r"[a-z]+", name.lower())}
+    words = re.findall(r"[a-z]+", lowered)
+    qualified = any(w not in NOT_QUALIFIERS and w.rstrip("s") not in known
+                    and w.removesuffix("es") not in known and w not in known for w in words)
+    return named, qualified
+
+
+def _judge(predicted: list[list[int]], named: list[Box], qualified: bool) -> bool:
+    """Every box matches (IoU >= 0.5, one-to-one) an object the words name; and all of them
+    when nothing narrows the words."""
+    truth = [list(b) for b in named]
+    matched = len(greedy_matches(predicted, truth, 0.5))
+    if not predicted or matched != len(predicted):
+        return False
+    return qualified or matched == len(truth)
 
 
 def score_referring(records: Iterable[dict[str, Any]], truth: dict[str, Any]) -> ReferringScore:
+    """Every truth object of every truth image against the records' regions, and every
+    expression of the records against the objects its words name (`referents`; `truth`:
+    image_id -> `truth.TruthImage`)."""
     by_id = {r["image_id"]: r for r in records}
-    objects = covered = described = expressions = extracted = correct = 0
+    objects = covered = described = expressions = judged = correct = 0
     misses: list[str] = []
     for image_id, image in sorted(truth.items()):
         record = by_id.get(image_id) or {}
@@ -185,22 +236,20 @@ def score_referring(records: Iterable[dict[str, Any]], truth: dict[str, Any]) ->
             if not right:
                 misses.append(f"{image_id}: region {list(box)} described as "
                               f"{best.get('color')} {best.get('type')}, truth {colour} {kind}")
-        found = {norm_phrase(e["text"]): e for e in record.get("expressions", [])}
-        for phrase, boxes in image.phrases.items():
+        for expression in record.get("expressions", []):
             expressions += 1
-            expression = found.get(norm_phrase(phrase))
-            if expression is None:
-                misses.append(f"{image_id}: no expression {phrase!r}")
+            meant = referents(expression["text"], image.regions)
+            if meant is None:
                 continue
-            extracted += 1
+            judged += 1
             predicted = [list(i["bbox"]) for i in expression.get("instances", [])]
-            exact = len(predicted) == len(boxes) == len(greedy_matches(predicted,
-                                                                       list(boxes), 0.5))
-            correct += exact
-            if not exact:
-                misses.append(f"{image_id}: {phrase!r} has {len(predicted)} box(es), truth "
-                              f"{len(boxes)}")
-    return ReferringScore(objects, covered, described, expressions, extracted, correct, misses)
+            if _judge(predicted, *meant):
+                correct += 1
+            else:
+                misses.append(f"{image_id}: {expression['text']!r} points at "
+                              f"{len(predicted)} box(es); its words name {len(meant[0])} "
+                              f"object(s){' (or some of them)' if meant[1] else ''}")
+    return ReferringScore(objects, covered, described, expressions, judged, correct, misses)
 
 
 @dataclass(frozen=True)
@@ -229,8 +278,8 @@ class EvalReport:
             figures |= {"objects": r.objects, "objects covered": r.coverage,
                         "regions described right": (r.described / r.objects
                                                     if r.objects else 0.0),
-                        "expressions": r.expressions, "expressions extracted": r.extracted,
-                        "expressions with exactly their boxes": r.expression_accuracy}
+                        "expressions": r.expressions, "expressions judged": r.judged,
+                        "expressions on the right boxes": r.expression_accuracy}
         return figures
 
     def misses(self, limit: int | None = None) -> list[str]:
@@ -250,10 +299,13 @@ class EvalReport:
                 "figures": self.figures(), "misses": self.misses()}
 
 
-def evaluate(results_dir: str | Path, truth: str | Path) -> EvalReport:
+def evaluate(results_dir: str | Path, truth: str | Path, *,
+             only_recorded: bool = False) -> EvalReport:
     """Score the records of `results_dir` against the truth file (unified JSONL, COCO or ODVG:
     `auto_label.truth`). Grounding results get phrase-grounding figures, referring results
-    region coverage and expression-to-box correctness. Raises LedgerError when there is no
+    region coverage and expression-to-box correctness. A truth image without a record counts as
+    missed, unless `only_recorded` (a pilot on part of the data: only the truth images the
+    results have a record of are scored). Raises LedgerError when there is no
     ledger (or no run) there, InputError for a truth file it cannot read."""
     from auto_label.api import records, run_pipeline_name
     from auto_label.truth import read_truth
@@ -270,6 +322,9 @@ def evaluate(results_dir: str | Path, truth: str | Path) -> EvalReport:
         raise InputError(f"{truth}: {len(truth_images)} images but no {what}: nothing to score "
                          f"{pipeline} results against")
     recs = [r for r in records(results_dir) if r["image_id"] in truth_images]
+    if only_recorded:
+        recorded = {r["image_id"] for r in recs}
+        truth_images = {k: v for k, v in truth_images.items() if k in recorded}
     report = EvalReport(results_dir, pipeline, len(truth_images), len(recs))
     if pipeline == "image_grounding":
         return replace(report, grounding=score_grounding(recs, truth_images))

@@ -158,5 +158,5 @@ def _describe(result: DemoResult, command: str) -> str:
     legacy = [p for p in summary.outputs if p.is_dir()]
     where = f"; legacy files in {legacy[0].parent}" if legacy else ""
     return (f"{head}\n  {r.described} of {r.objects} regions described with the right colour "
-            f"and type; {r.correct} of {r.expressions} ground-truth expressions with exactly "
-            f"their boxes{where}; {tail}\n{score}")
+            f"and type; {r.correct} of {r.judged} expressions on the boxes their words name"
+            f"{where}; {tail}\n{score}")

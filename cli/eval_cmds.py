@@ -24,6 +24,10 @@ def evaluate_command(
         "--compare", help="Another results_dir scored against the same truth, shown beside "
                           "(repeat for more).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The figures as JSON.")] = False,
+    only_recorded: Annotated[bool, typer.Option(
+        "--only-recorded", help="Score only the truth images the results have a record of (a "
+                                "pilot on part of the data); else the others count as missed.",
+    )] = False,
 ) -> None:
     """Score the records against ground truth: phrase-grounding accuracy (Acc@0.5 and other
     thresholds), recall@k and mean IoU for grounding; region coverage and expression-to-box
@@ -31,7 +35,8 @@ def evaluate_command(
     from auto_label.evaluate import evaluate
 
     try:
-        reports = [evaluate(d, truth) for d in [results_dir, *(compare or [])]]
+        reports = [evaluate(d, truth, only_recorded=only_recorded)
+                   for d in [results_dir, *(compare or [])]]
     except AutoLabelError as error:
         raise fail(error) from None
     if as_json:

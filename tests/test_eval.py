@@ -12,13 +12,14 @@ from typer.testing import CliRunner
 
 from auto_label.api import generate
 from auto_label.cli.main import app
-from auto_label.evaluate import evaluate
+from auto_label.evaluate import evaluate, referents, score_referring
 from auto_label.exports.coco import CocoFile
 from auto_label.exports.odvg import OdvgFiles
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.records import image_records
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.sim import SimConfig, Simulator, write_grounding_dataset, write_referring_dataset
+from auto_label.truth import read_truth
 
 KEY = "sk-sim-test-key-0123456789"
 
@@ -73,6 +74,48 @@ def test_referring_coverage_and_expressions(tmp_path):
     objects = sum(len(r["regions"]) for r in read_jsonl(data.ground_truth_path))
     assert report.referring.objects == objects and report.referring.coverage == 1.0
     assert report.referring.described == objects  # the simulator names colour and type right
+    ref = report.referring
+    assert ref.expressions > 0 and ref.judged == ref.expressions  # sim expressions name shapes
+    assert ref.expression_accuracy > 0.9
+    # a planted wrong box: one expression moved onto another object of the image
+    rows = read_jsonl(tmp_path / "out" / "annotations.jsonl")
+    truth = {r["image_id"]: r for r in read_jsonl(data.ground_truth_path)}
+    row = next(r for r in rows if len(truth[r["image_id"]]["regions"]) > 1
+               and r["expressions"])
+    expression = row["expressions"][0]
+    held = [i["bbox"] for i in expression["instances"]]
+    elsewhere = next(g["bbox"] for g in truth[row["image_id"]]["regions"]
+                     if g["bbox"] not in held)
+    expression["instances"] = [{"bbox": elsewhere}]
+    planted = score_referring(rows, read_truth(data.ground_truth_path))
+    assert planted.correct == ref.correct - 1
+    assert any(row["image_id"] in m and expression["text"] in m for m in planted.misses)
+
+
+def test_referents_follow_the_words_of_an_expression():
+    objects = [((0, 0, 10, 10), "car", "red"), ((20, 0, 30, 10), "car", "red"),
+               ((40, 0, 50, 10), "car", "blue"), ((60, 0, 70, 10), "traffic light", None)]
+    red, blue, light = [objects[0][0], objects[1][0]], [objects[2][0]], [objects[3][0]]
+    assert referents("the red cars", objects) == (red, False)
+    assert referents("Both red cars.", objects) == (red, False)
+    assert referents("the red car on the left", objects) == (red, True)  # a subset may do
+    assert referents("a blue car", objects) == (blue, False)
+    assert referents("the traffic lights", objects) == (light, False)
+    assert referents("a bicycle", objects) is None  # names nothing the truth has: not judged
+    assert referents("cars", objects) == ([o[0] for o in objects[:3]], False)
+
+
+def test_a_pilot_is_scored_on_its_own_images(grounded):
+    out, truth = grounded
+    rows = read_jsonl(truth)
+    partial = out.parent / "more_truth.jsonl"  # truth for images the results never saw
+    extra = dict(rows[0], image_id="never_seen")
+    partial.write_text("".join(json.dumps(r) + "\n" for r in [*rows, extra]))
+    whole = evaluate(out, partial)
+    pilot = evaluate(out, partial, only_recorded=True)
+    assert whole.grounding is not None and pilot.grounding is not None
+    assert whole.grounding.accuracy(0.5) < 1.0 and pilot.grounding.accuracy(0.5) == 1.0
+    assert pilot.truth_images == whole.truth_images - 1
 
 
 def test_cli_compares_two_results_dirs_and_says_why_a_truth_file_is_useless(grounded, tmp_path):
