@@ -38,6 +38,7 @@ from auto_label.ledger.store import Ledger
 from auto_label.pipelines.contract import Pipeline
 from auto_label.pipelines.images.decode import ImageProblem, IngestSettings, decode, open_image
 from auto_label.pipelines.images.frames import scaled_size
+from auto_label.pipelines.probing import PROBE_STEP
 from auto_label.pipelines.records import project
 from auto_label.pipelines.registry import get_pipeline
 from auto_label.version import __version__
@@ -66,7 +67,8 @@ class ReviewResult:
     page: Path
     """the index.html written"""
     images: int
-    """cards on the page (every image the ledger knows, with a record or not)"""
+    """cards on the page (every image the ledger knows, with a record or not; not the images
+    `probe` generates)"""
     thumbnails_made: int
     thumbnails_reused: int
     unreadable: list[str] = field(default_factory=list)
@@ -189,7 +191,7 @@ def _cards(ledger: Ledger, pipeline: Pipeline, show: Path) -> Iterator[
         tuple[dict[str, Any], ImageSeeded | None]]:
     """Each image's card, its `show` text written on the way, in image id order."""
     reader = HistoryReader(ledger)
-    for image_id in audit_queries.image_ids(ledger.connection()):
+    for image_id in audit_queries.image_ids(ledger.connection(), except_step=PROBE_STEP.number):
         history = reader.history(image_id)  # its events read once, for the text and the card
         state = fold((e.event for e in history.entries), image_id=image_id)
         projected = project(state, pipeline)

@@ -37,10 +37,15 @@ def stored_answers(conn: sqlite3.Connection, image_id: str, step: str,
         (image_id, step, request_fingerprint, *PARSE_KINDS))]
 
 
-def image_ids(conn: sqlite3.Connection) -> list[str]:
-    """Every image the ledger has an event of, in id order."""
+def image_ids(conn: sqlite3.Connection, *, except_step: str | None = None) -> list[str]:
+    """Every image the ledger has an event of, in id order; with `except_step`, leaving out the
+    images whose only events are of that step (probe's generated images)."""
+    if except_step is None:
+        return [str(row[0]) for row in conn.execute(
+            "SELECT DISTINCT image_id FROM events WHERE image_id IS NOT NULL ORDER BY image_id")]
     return [str(row[0]) for row in conn.execute(
-        "SELECT DISTINCT image_id FROM events WHERE image_id IS NOT NULL ORDER BY image_id")]
+        "SELECT DISTINCT image_id FROM events WHERE image_id IS NOT NULL "
+        "AND (step IS NULL OR step != ?) ORDER BY image_id", (except_step,))]
 
 
 def run_numbers(conn: sqlite3.Connection) -> dict[str, int]:

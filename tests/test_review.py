@@ -16,11 +16,12 @@ from typing import Any
 import photos
 import pytest
 from PIL import Image, ImageChops, ImageStat
-from support import SIM_KEY, grounding_spec
+from support import SIM_KEY, grounding_spec, read_jsonl
 from typer.testing import CliRunner
 
 from auto_label.api import generate, records
 from auto_label.cli.main import app
+from auto_label.probing import probe
 from auto_label.review import PALETTE, colour, render_page, write_review
 from auto_label.sim import SimConfig, Simulator
 from auto_label.sim.datasets import append_grounding_images, write_grounding_dataset
@@ -300,3 +301,16 @@ def test_review_command_writes_the_page_and_says_where(labelled, tmp_path):
         assert failed.exit_code == 2
         assert "Traceback" not in failed.output and len(failed.output.strip().splitlines()) == 1
     assert str(blocked) in unwritable.output
+
+
+def test_the_probes_generated_images_are_not_on_the_page(tmp_path, sim):
+    """`probe` records its five generated images in the ledger: they are no dataset images."""
+    data = write_grounding_dataset(tmp_path / "data", 3, seed=35)
+    spec = grounding_spec(tmp_path / "out", data.root, sim.openai_base_url)
+    probe(spec)
+    generate(spec)
+    result = write_review(tmp_path / "out", tmp_path / "page")
+    assert result.images == 3
+    shown = sorted(p.stem for p in (tmp_path / "page" / "show").glob("*.txt"))
+    assert shown == sorted(r["image_id"] for r in read_jsonl(tmp_path / "out" /
+                                                             "annotations.jsonl"))
