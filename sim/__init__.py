@@ -12,7 +12,10 @@ do (catalog.py, quotas.py, styles.py, with the sources): vLLM's 404s for unknown
 unserved models and its model list, Gemini's and OpenAI's quota 429s, and the answer shapes of
 real servers and models (content parts, reasoning fields, Python literals, Gemini's native
 detections...), chosen by `SimConfig.served_models`, the faults "quota_minute" and "quota_day"
-and `SimConfig.answer_style`.
+and `SimConfig.answer_style`. It runs both providers' batch APIs too (batch_store.py,
+batch_openai.py, batch_gemini.py): OpenAI's Files + Batch API and Gemini's Files API + Batch Mode,
+each request of a job answered as online, with `SimConfig.batch_delay`, `batch_expire` and
+`batch_errors`, and counters (`Simulator.batch_jobs()`, `batch_job_counts()`, `batch_counts()`).
 
 It shares no code with the client side (backends, pipelines, ledger, cli) on purpose: a bug shared
 by both sides would hide itself from every test.
@@ -25,6 +28,7 @@ by both sides would hide itself from every test.
 
 from __future__ import annotations
 
+from .batch_store import BATCH_OUTCOMES, LINE_OUTCOMES, BatchJobInfo
 from .boxes import CONVENTIONS, decode_box, encode_box
 from .datasets import (
     GroundingDataset,
@@ -44,13 +48,16 @@ from .vision import Analysis, Component, analyse, analyse_bytes
 
 __all__ = [
     "ANSWER_STYLES",
+    "BATCH_OUTCOMES",
     "CONVENTIONS",
     "EXIF_MODES",
     "FAULT_KINDS",
+    "LINE_OUTCOMES",
     "MODEL_FRAMES",
     "OUTCOMES",
     "TASKS",
     "Analysis",
+    "BatchJobInfo",
     "Component",
     "GroundingDataset",
     "ReferringDataset",

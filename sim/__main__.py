@@ -9,6 +9,7 @@
                                    [--resize-factor 28]
                                    [--served-model NAME ...] [--answer-style plain|...]
                                    [--quota-retry-delay 3.0]
+                                   [--batch-delay 0] [--batch-expire 0] [--batch-errors 0]
     python -m auto_label.sim scenes DIR -n 20 [--kind grounding|referring] [--seed S]
                                    [--format png|jpg|mixed]
 
@@ -32,6 +33,13 @@ A vLLM serving one thinking model that spends its whole token budget thinking:
     python -m auto_label.sim serve --served-model qwen3-vl-thinking --answer-style reasoning_cut
 and a Gemini free tier out of its per-minute quota on every request:
     python -m auto_label.sim serve --fault quota_minute=1.0 --quota-retry-delay 19
+
+Batch APIs (OpenAI's Batch API, Gemini's Batch Mode; sources in batch_openai.py, batch_gemini.py):
+    --batch-delay S        (default 0) seconds a job stays pending, then running, before it ends
+    --batch-expire RATE    (default 0) rate of jobs that expire instead of completing
+    --batch-errors RATE    (default 0) rate of requests inside a job answered with an error
+for instance jobs that take a minute and one request in ten failing:
+    python -m auto_label.sim serve --batch-delay 60 --batch-errors 0.1
 """
 
 from __future__ import annotations
@@ -96,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="the shape of answers, as a kind of real server or model gives them")
     serve.add_argument("--quota-retry-delay", type=float, default=3.0,
                        help="seconds a quota_minute fault tells the client to wait")
+    serve.add_argument("--batch-delay", type=float, default=0.0,
+                       help="seconds a batch job stays pending, then running, before it ends")
+    serve.add_argument("--batch-expire", type=float, default=0.0,
+                       help="rate of batch jobs that expire instead of completing")
+    serve.add_argument("--batch-errors", type=float, default=0.0,
+                       help="rate of requests inside a batch job answered with an error")
     serve.add_argument("--hang-seconds", type=float, default=30.0)
     serve.add_argument("--group-noise", type=float, default=0.0)
     serve.add_argument("--extra-box", type=float, default=0.0)
@@ -122,7 +136,8 @@ def _config(args: argparse.Namespace) -> SimConfig:
         fences=args.fences, exif=args.exif, model_frame=args.model_frame,
         min_pixels=args.min_pixels, max_pixels=args.max_pixels, resize_factor=args.resize_factor,
         served_models=tuple(args.served_models), answer_style=args.answer_style,
-        quota_retry_delay=args.quota_retry_delay)
+        quota_retry_delay=args.quota_retry_delay, batch_delay=args.batch_delay,
+        batch_expire=args.batch_expire, batch_errors=args.batch_errors)
 
 
 def _serve(args: argparse.Namespace) -> int:

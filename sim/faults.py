@@ -71,6 +71,11 @@ class SimConfig:
     never a Retry-After header); a rate of 1.0 makes every request meet one. `answer_style`
     (one of ANSWER_STYLES, default "plain") gives answers the shape of a kind of real server or
     model: content parts, reasoning fields, Python literals, Gemini's native detections...
+
+    Batch jobs (batch_store.py, with the sources): a job stays pending, then running, for
+    `batch_delay` seconds after it is created, then ends; `batch_expire` is the rate of jobs
+    that expire at that moment instead of completing, `batch_errors` the rate of requests
+    inside a job answered with an error.
     """
 
     seed: int = 0
@@ -96,6 +101,9 @@ class SimConfig:
     served_models: tuple[str, ...] = ()
     answer_style: str = "plain"
     quota_retry_delay: float = 3.0
+    batch_delay: float = 0.0
+    batch_expire: float = 0.0
+    batch_errors: float = 0.0
 
     def __post_init__(self) -> None:
         self.served_models = tuple(self.served_models)
@@ -111,13 +119,17 @@ class SimConfig:
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; expected {FAULT_KINDS}")
         for name, rate in [*self.faults.items(), ("group_noise", self.group_noise),
-                           ("extra_box", self.extra_box), ("fences", self.fences)]:
+                           ("extra_box", self.extra_box), ("fences", self.fences),
+                           ("batch_expire", self.batch_expire),
+                           ("batch_errors", self.batch_errors)]:
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"rate {name}={rate} is not within [0, 1]")
         if sum(self.faults.values()) > 1.0 + 1e-9:
             raise ValueError("fault rates add up to more than 1")
         if self.latency_mean < 0 or self.latency_jitter < 0:
             raise ValueError("latency must not be negative")
+        if self.batch_delay < 0:
+            raise ValueError("batch_delay must not be negative")
         if self.rpm is not None and self.rpm < 1:
             raise ValueError("rpm must be at least 1")
 

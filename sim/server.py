@@ -10,7 +10,9 @@ Google error on Google's (catalog.py has the sources). Routes:
 - ``GET /{v1beta,v1alpha}/models`` and ``GET /{v1,v1beta,v1alpha}/models/{model}``: Google's
   models.list and models.get (catalog.py),
 - ``GET /_sim/stats``: counters and request records as JSON (for clients in subprocesses),
-- ``POST /_sim/script`` ``{"outcomes": [...], "task": null}`` and ``POST /_sim/reset``.
+- ``POST /_sim/script`` ``{"outcomes": [...], "task": null}`` and ``POST /_sim/reset``,
+- both providers' batch APIs and their files (batch_routes.py, batch_openai.py,
+  batch_gemini.py), ``GET /_sim/batches`` and ``POST /_sim/script_batches``.
 
 Usage::
 
@@ -33,7 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import catalog
+from . import batch_routes, catalog
+from .batch_store import BatchJobInfo, BatchStore
 from .engine import Engine, Reply, RequestRecord, error_reply
 from .faults import SimConfig
 from .protocols import RequestError, parse_gemini, parse_openai
@@ -58,8 +61,9 @@ class _Server(ThreadingHTTPServer):
         if not isinstance(error, ConnectionError | TimeoutError):
             super().handle_error(request, client_address)
 
-    def __init__(self, address: tuple[str, int], engine: Engine) -> None:
+    def __init__(self, address: tuple[str, int], engine: Engine, batches: BatchStore) -> None:
         self.engine = engine
+        self.batches = batches
         self.connections: dict[socket.socket, threading.Thread] = {}
         self.conn_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -125,7 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        if path == "/_sim/stats":
+        batch = batch_routes.route(self.server.batches, "GET", self.path, self.headers, b"")
+        if batch is not None:
+            self._send(batch)
+        elif path == "/_sim/stats":
             self._json(200, self.server.engine.stats())
         elif path == _MODELS_PATH:
             self._models()
@@ -177,6 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             self.close_connection = True
             return
+        batch = batch_routes.route(self.server.batches, "POST", self.path, self.headers, raw)
+        if batch is not None:
+            self._send(batch)
+            return
         gemini = _GEMINI_PATH.match(parts.path)
         if parts.path == _OPENAI_PATH:
             protocol = "openai"
@@ -212,6 +223,18 @@ class _Handler(BaseHTTPRequestHandler):
                           image_sha256=None, image_size=None, outcome="sim_error", status=500)
             reply = error_reply(protocol, 500, f"simulator bug: {exc!r}")
         self._send(reply)
+
+    def do_DELETE(self) -> None:
+        try:
+            raw = self._body()
+        except (OSError, ValueError):
+            self.close_connection = True
+            return
+        batch = batch_routes.route(self.server.batches, "DELETE", self.path, self.headers, raw)
+        if batch is not None:
+            self._send(batch)
+        else:
+            self._not_found(urlsplit(self.path).path)
 
     def _control(self, path: str, raw: bytes) -> None:
         engine = self.server.engine
@@ -251,6 +274,7 @@ class Simulator:
         self._address = (host, port)
         self._stopping = threading.Event()
         self._engine = Engine(self.config, self._stopping)
+        self._batches = BatchStore(self.config, self._stopping)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -260,7 +284,7 @@ class Simulator:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._server = _Server(self._address, self._engine)
+        self._server = _Server(self._address, self._engine, self._batches)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={
             "poll_interval": 0.05}, name="auto-label-sim", daemon=True)
         self._thread.start()
@@ -332,4 +356,29 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         """What GET /_sim/stats returns."""
         return self._engine.stats()
+
+    # --- batch jobs (batch_store.py; kept for the life of the Simulator) ------------------------
+
+    def batch_jobs(self, provider: str | None = None) -> list[BatchJobInfo]:
+        """Every batch job created (of `provider`: "openai" or "gemini"), oldest first."""
+        return self._batches.infos(provider)
+
+    def batch_job_counts(self) -> dict[str, int]:
+        """{"openai": jobs created, "gemini": jobs created}."""
+        return self._batches.job_counts()
+
+    def batch_counts(self) -> dict[tuple[str, str], int]:
+        """{(image_sha256, task): requests answered inside batch jobs}, like `counts()`."""
+        return self._batches.counts()
+
+    def batch_requests(self) -> list[RequestRecord]:
+        """One record per request answered inside a batch job, in order."""
+        return self._batches.records()
+
+    def script_batches(self, jobs: Iterable[str] = (), lines: Iterable[str] = (),
+                       provider: str | None = None) -> None:
+        """How the next jobs (of `provider`; None: any) end: "completed", "expired", "failed";
+        and how the next requests answered inside jobs end: "ok" or "error"."""
+        self._batches.script_jobs(jobs, provider)
+        self._batches.script_lines(lines)
 
