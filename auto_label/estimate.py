@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import SecretStr
 
 from auto_label.backends.base import Backend
-from auto_label.backends.prices import Price, usage_cost
+from auto_label.backends.prices import BATCH_DISCOUNT, Price, usage_cost
 from auto_label.backends.registry import VLMConfigBase, create_backend
 from auto_label.ledger import audit_queries, queries
 from auto_label.ledger.events import StepFailed
@@ -160,6 +160,8 @@ def dry_run(spec: Spec | str | Path, overrides: Sequence[str] = (), *,
     try:
         price = run_price(block.vlm.selected().price, backend.model, pipeline=pipeline.name,
                           backend=backend.name, max_cost=None)
+        if price is not None and workflow.mode == "batch":  # batch answers cost less
+            price = price.scaled(BATCH_DISCOUNT.get(backend.name, 1.0))
         settings = Settings(pipeline, frozenset(workflow.steps), workflow.force_reprocess,
                             backend.describe())
         items = pipeline.read_inputs(block.data).items

@@ -19,11 +19,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from auto_label.backends.prices import price_from_spec, thinking_in_completion, usage_cost
+from auto_label.backends.prices import (
+    BATCH_DISCOUNT,
+    price_from_spec,
+    thinking_in_completion,
+    usage_cost,
+)
 from auto_label.errors import AutoLabelError
 from auto_label.ledger import queries, status_queries
+from auto_label.ledger.batch_view import BatchJobView, batch_jobs, batch_usage
 from auto_label.ledger.check import check_ledger
-from auto_label.ledger.events import RunStarted, parse_event
+from auto_label.ledger.events import RunStarted, Usage, parse_event
 from auto_label.ledger.lock import lock_holder
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.contract import Pipeline
@@ -157,6 +163,8 @@ class LedgerStatus:
     """what runs warned about, "run N: ..." (a default or a suspect box convention)"""
     problems: list[str] | None = None
     """with check=True: the integrity problems found (empty: sound)"""
+    batch_jobs: list[BatchJobView] = field(default_factory=list)
+    """the provider batch jobs of batch-mode runs, oldest first"""
 
     @property
     def runs(self) -> int:
@@ -190,6 +198,10 @@ class LedgerStatus:
             "requests": self.requests, "attempt_failures": dict(self.attempt_failures),
             "tokens": dict(self.tokens), "cost_usd": self.cost_usd,
             "warnings": list(self.warnings), "problems": self.problems,
+            "batch_jobs": [{"key": j.key, "job_id": j.job_id, "state": j.state,
+                            "open": j.open, "requests": len(j.requests),
+                            "answered": j.finished.answered if j.finished else None}
+                           for j in self.batch_jobs],
         }
 
 
@@ -227,7 +239,9 @@ def ledger_status(results_dir: str | Path, *, check: bool = False) -> LedgerStat
         if holder is not None:
             status.live = LiveRun(holder.pid, holder.host, holder.since,
                                   status_queries.newest_event_at(conn))
-        status.history = _runs(status_queries.run_facts(conn), live=holder is not None)
+        status.batch_jobs = batch_jobs(ledger)
+        status.history = _runs(status_queries.run_facts(conn), batch_usage(ledger),
+                               live=holder is not None)
         status.last_run = _state(status.history, len(status.failed_images),
                                  live=holder is not None)
         status.requests = queries.request_count(conn)
@@ -282,7 +296,8 @@ def _failed(conn: sqlite3.Connection, pipeline: Pipeline | None,
                         _reason(o), o.at, where.get(o.image_id)) for o in failures]
 
 
-def _runs(facts: list[status_queries.RunFacts], *, live: bool) -> list[RunReport]:
+def _runs(facts: list[status_queries.RunFacts], batched: dict[str, Usage], *,
+          live: bool) -> list[RunReport]:
     now = time.time()
     reports = []
     for index, run in enumerate(facts):
@@ -299,16 +314,18 @@ def _runs(facts: list[status_queries.RunFacts], *, live: bool) -> list[RunReport
             number=run.number, run_id=run.run_id, purpose=run.purpose, model=run.model,
             started_at=run.started_at, finished_at=run.finished_at,
             duration_s=max(0.0, end - run.started_at), status=status, requests=run.requests,
-            tokens=tokens, cost_usd=_cost(run), new_images=run.new_images,
+            tokens=tokens, cost_usd=_cost(run, batched.get(run.run_id)),
+            new_images=run.new_images,
             failed_images=run.failed_images, stopped_by=run.stopped_by,
             input_problems=_input_problems(run.input_warning)))
     return reports
 
 
-def _cost(run: status_queries.RunFacts) -> float | None:
+def _cost(run: status_queries.RunFacts, batched: Usage | None = None) -> float | None:
     """US dollars of the run's tokens at the price it ran at (its spec's `vlm.<backend>.price`,
-    else the table's for its model: `prices.price_from_spec`); 0 for a run that spent none,
-    None when no price is known."""
+    else the table's for its model: `prices.price_from_spec`), the tokens its batch jobs
+    delivered (`batched`) at the backend's batch discount (`prices.BATCH_DISCOUNT`); 0 for a run
+    that spent none, None when no price is known."""
     if not (run.prompt_tokens or run.answer_tokens or run.thinking_tokens):
         return 0.0
     try:
@@ -319,8 +336,16 @@ def _cost(run: status_queries.RunFacts) -> float | None:
                             run.model or "")
     if price is None:
         return None
-    return usage_cost(price, run.prompt_tokens, run.answer_tokens, run.thinking_tokens,
-                      completion_includes_thinking=thinking_in_completion(run.backend or ""))
+    included = thinking_in_completion(run.backend or "")
+    cost = usage_cost(price, run.prompt_tokens, run.answer_tokens, run.thinking_tokens,
+                      completion_includes_thinking=included)
+    if batched is not None:  # those tokens cost only the discounted share
+        saved = 1.0 - BATCH_DISCOUNT.get(run.backend or "", 1.0)
+        cost -= saved * usage_cost(price, batched.prompt_tokens or 0,
+                                   batched.completion_tokens or 0,
+                                   batched.thinking_tokens or 0,
+                                   completion_includes_thinking=included)
+    return cost
 
 
 def _input_problems(warning: str | None) -> int:

@@ -36,6 +36,8 @@ from auto_label.errors import SpecError
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
     from google.genai import errors, types
 
+    from auto_label.backends.gemini_batch import GeminiBatch
+
 MediaResolution = Literal[
     "MEDIA_RESOLUTION_UNSPECIFIED",
     "MEDIA_RESOLUTION_LOW",
@@ -73,7 +75,7 @@ BLOCKING = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "
 
 
 @functools.cache
-def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+def transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(timeouts, other transport errors) of the HTTP libraries the SDK may be using."""
     timeouts: list[type[BaseException]] = []
     transport: list[type[BaseException]] = []
@@ -124,7 +126,7 @@ class GeminiBackend:
         the API does not have shows here."""
         from google.genai import errors
 
-        timeouts, transport = _transport_errors()
+        timeouts, transport = transport_errors()
         try:
             self._client.models.get(model=self.config.model)
         except errors.APIError as exc:
@@ -150,15 +152,33 @@ class GeminiBackend:
             **self.frame.describe(),
         }
 
-    def complete(self, request: VLMRequest) -> VLMResponse:
-        from google.genai import errors, types
+    def contents(self, request: VLMRequest) -> list[types.PartUnionDict]:
+        """The request's contents: the image, then the prompt (online, or a batch job's)."""
+        from google.genai import types
 
-        timeouts, transport = _transport_errors()
+        return [types.Part.from_bytes(data=request.image.data, mime_type=request.image.mime_type),
+                request.prompt]
+
+    def generation_config(self, json_output: bool) -> types.GenerateContentConfig:
+        """The generation config of a request (built once, not per request)."""
+        return self._configs[json_output]
+
+    def api_error(self, exc: errors.APIError) -> BackendError:
+        """Our error for an API error of the endpoint."""
+        return _api_error(exc, self.endpoint, self.config.model)
+
+    def batch_api(self) -> GeminiBatch:
+        """Gemini's Batch API through this backend's client (`backends.gemini_batch`)."""
+        from auto_label.backends.gemini_batch import GeminiBatch
+
+        return GeminiBatch(self, self._client)
+
+    def complete(self, request: VLMRequest) -> VLMResponse:
+        from google.genai import errors
+
+        timeouts, transport = transport_errors()
         config = self._configs[request.json_output]
-        contents: list[types.PartUnionDict] = [
-            types.Part.from_bytes(data=request.image.data, mime_type=request.image.mime_type),
-            request.prompt,
-        ]
+        contents = self.contents(request)
         try:
             response = self._client.models.generate_content(
                 model=self.config.model, contents=contents, config=config)
@@ -172,13 +192,14 @@ class GeminiBackend:
                                    f"({type(exc).__name__})") from None
         except ValueError as exc:  # a body that is not JSON
             raise not_json(exc) from None
-        return _response(response)
+        return read_response(response)
 
     def close(self) -> None:
         self._client.close()
 
 
-def _response(response: types.GenerateContentResponse) -> VLMResponse:
+def read_response(response: types.GenerateContentResponse) -> VLMResponse:
+    """Our response from the SDK's. Raises Blocked when the prompt or the answer was blocked."""
     usage = response.usage_metadata
     candidates = response.candidates or []
     candidate = candidates[0] if candidates else None

@@ -44,6 +44,8 @@ from auto_label.errors import SpecError
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
     import openai
 
+    from auto_label.backends.openai_batch import OpenAIBatch
+
 NO_KEY = "EMPTY"
 """Sent when no key is configured: servers without auth (a local vLLM) accept any value."""
 
@@ -123,12 +125,11 @@ class OpenAIBackend:
             **self.frame.describe(),
         }
 
-    def complete(self, request: VLMRequest) -> VLMResponse:
-        import openai
-
+    def chat_body(self, request: VLMRequest) -> dict[str, Any]:
+        """The /chat/completions request body of `request` (online, or a batch file's line)."""
         image = request.image
         url = f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode('ascii')}"
-        body = {
+        return {
             "model": self.config.model_name,
             "messages": [{
                 "role": "user",
@@ -140,6 +141,21 @@ class OpenAIBackend:
             "temperature": self.config.temperature,
             "max_tokens": self.config.max_tokens,
         }
+
+    def batch_api(self) -> OpenAIBatch:
+        """The OpenAI Batch API through this backend's client (`backends.openai_batch`)."""
+        from auto_label.backends.openai_batch import OpenAIBatch
+
+        return OpenAIBatch(self, self._client)
+
+    def status_error(self, exc: openai.APIStatusError) -> BackendError:
+        """Our error for an HTTP error status of the endpoint."""
+        return self._status_error(exc)
+
+    def complete(self, request: VLMRequest) -> VLMResponse:
+        import openai
+
+        body = self.chat_body(request)
         try:
             raw = self._client.post("/chat/completions", body=body, cast_to=bytes)
             completion = json.loads(raw)
@@ -154,7 +170,7 @@ class OpenAIBackend:
             raise BadResponse(f"unexpected answer from the endpoint ({exc})") from None
         except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError: not JSON
             raise not_json(exc) from None
-        return _response(completion)
+        return read_completion(completion)
 
     def close(self) -> None:
         self._client.close()
@@ -232,7 +248,7 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _response(completion: object) -> VLMResponse:
+def read_completion(completion: object) -> VLMResponse:
     """Our response from a chat completion's JSON body. Raises BadResponse when it is not one,
     Blocked when the content filter emptied it."""
     if not isinstance(completion, dict):

@@ -43,6 +43,13 @@ class Price:
     source: str = ""
     """where the figures come from (a price page, `spec`), and when"""
 
+    def scaled(self, factor: float) -> Price:
+        """This price times `factor` (a batch API's discount: 0.5 is half)."""
+        thinking = None if self.thinking_per_million is None else \
+            self.thinking_per_million * factor
+        return Price(self.input_per_million * factor, self.output_per_million * factor, thinking,
+                     f"{self.source}; x{factor:g} for batch jobs")
+
     def cost(self, prompt_tokens: int, completion_tokens: int, thinking_tokens: int = 0) -> float:
         """USD for the tokens of one or more requests (completion_tokens exclude thinking)."""
         thinking = (self.output_per_million if self.thinking_per_million is None
@@ -50,6 +57,14 @@ class Price:
         return (prompt_tokens * self.input_per_million + completion_tokens
                 * self.output_per_million + thinking_tokens * thinking) / 1e6
 
+
+BATCH_DISCOUNT: dict[str, float] = {
+    # "50% cost discount compared to synchronous APIs": developers.openai.com/api/docs/guides/batch
+    "openai": 0.5,
+    # "at 50% of the standard cost": ai.google.dev/gemini-api/docs/batch-api
+    "gemini": 0.5,
+}
+"""backend -> the share of the online price its batch answers cost"""
 
 GEMINI_PAGE = "https://ai.google.dev/gemini-api/docs/pricing"
 OPENAI_PAGE = "https://developers.openai.com/api/docs/pricing"

@@ -9,11 +9,19 @@ Each command lives in a module of its own; importing them registers them on `app
 
 from __future__ import annotations
 
-from auto_label.cli import audit_cmds, eval_cmds, init_cmds, ledger_cmds, review_cmds, run_cmds
+from auto_label.cli import (
+    audit_cmds,
+    batch_cmds,
+    eval_cmds,
+    init_cmds,
+    ledger_cmds,
+    review_cmds,
+    run_cmds,
+)
 from auto_label.cli.app import app
 
-__all__ = ["app", "audit_cmds", "eval_cmds", "init_cmds", "ledger_cmds", "main", "review_cmds",
-           "run_cmds"]
+__all__ = ["app", "audit_cmds", "batch_cmds", "eval_cmds", "init_cmds", "ledger_cmds", "main",
+           "review_cmds", "run_cmds"]
 
 
 def main() -> None:

@@ -29,6 +29,14 @@ def generate(
         help="Only the images whose latest attempt at a step failed (a plain run retries them "
              "too, with everything not yet done).",
     )] = False,
+    batch: Annotated[bool, typer.Option(
+        "--batch", help="Send the requests as provider batch jobs (workflow.mode: batch): about "
+                        "half the price, answers within hours; resumable like any run.",
+    )] = False,
+    finish_online: Annotated[bool, typer.Option(
+        "--finish-online", help="With --batch: retry the requests that failed inside a job "
+                                "online instead of in a later job.",
+    )] = False,
     limit: Annotated[int | None, typer.Option(
         "--limit", min=1, metavar="N",
         help="Only the first N images of the input (a pilot); a later run without it reuses "
@@ -44,6 +52,14 @@ def generate(
     from auto_label.cli.progress import PlainProgress, RichProgress
 
     stop = threading.Event()
+    overrides = overrides or []
+    if batch or finish_online:
+        try:
+            block = api.load_spec(spec, overrides).autolabel_type
+        except AutoLabelError as error:
+            raise fail(error) from None
+        overrides = [*overrides, f"{block}.workflow.mode=batch",
+                     *([f"{block}.workflow.batch.finish_online=true"] if finish_online else [])]
     if dry_run:
         _dry_run(spec, overrides or [], retry_failed, limit)
         return

@@ -52,6 +52,8 @@ def print_status(console: Console, report: LedgerStatus, *, list_failed: bool = 
     console.print(f"tokens: {tokens['prompt']:,} prompt, {tokens['answer']:,} answer, "
                   f"{tokens['thinking']:,} thinking; cost {dollars(report.cost_usd)}",
                   markup=False)
+    if report.batch_jobs:
+        _print_batch_jobs(console, report)
     if report.history:
         _print_runs(console, report.history)
     if report.problems is not None:
@@ -61,6 +63,19 @@ def print_status(console: Console, report: LedgerStatus, *, list_failed: bool = 
                 console.print(f"  - {problem}", markup=False)
         else:
             console.print("check: the ledger is sound (integrity_check ok, invariants hold)")
+
+
+def _print_batch_jobs(console: Console, report: LedgerStatus) -> None:
+    """One line for all the provider jobs, one per job still open."""
+    jobs = report.batch_jobs
+    still = [j for j in jobs if j.open]
+    answered = sum(j.finished.answered for j in jobs if j.finished)
+    console.print(f"batch jobs: {len(jobs):,}, {len(still):,} open; {answered:,} requests "
+                  "answered in closed jobs (`auto_label batches` for each)", markup=False)
+    for job in still:
+        done = f", {job.completed or 0:,}/{job.total:,} done" if job.total else ""
+        console.print(f"  {job.job_id or '(not submitted yet)'}: {job.state}, "
+                      f"{len(job.requests):,} requests{done}", markup=False)
 
 
 def _live(live: LiveRun) -> str:

@@ -341,6 +341,58 @@ class StepFailed(_Event):
     request_id: str | None = None
 
 
+class BatchRequest(BaseModel):
+    """One request of a provider batch job, as its request_sent recorded it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    request_id: str
+    image_id: str
+    step: str
+    attempt: int
+    fingerprint: str
+
+
+class BatchCreated(_Event):
+    """A provider batch job about to be submitted: recorded (committed) before the submission,
+    so that a run killed at any instant finds its requests and its key again."""
+
+    type: Literal["batch_created"] = "batch_created"
+    key: str = Field(description="our key: a content hash of the requests, carried by the job "
+                                 "(metadata or display name) so that it can be found again")
+    backend: str
+    requests: list[BatchRequest]
+
+
+class BatchSubmitted(_Event):
+    type: Literal["batch_submitted"] = "batch_submitted"
+    key: str
+    job_id: str = Field(description="the provider's name of the job")
+
+
+class BatchUpdated(_Event):
+    """The job's state changed (as polled)."""
+
+    type: Literal["batch_updated"] = "batch_updated"
+    key: str
+    state: str = Field(description="the provider's name of the state")
+    total: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+
+
+class BatchFinished(_Event):
+    """The job is over for us: its answers are recorded (or it was never submitted)."""
+
+    type: Literal["batch_finished"] = "batch_finished"
+    key: str
+    state: str = Field(description="the provider's final state, or `not_submitted`")
+    answered: int = 0
+    failed: int = 0
+    unanswered: int = 0
+    usage: Usage = Field(default=Usage(), description="the tokens of the answers it delivered "
+                                                      "(billed at the batch price)")
+
+
 Event = Annotated[
     RunStarted
     | RunWarning
@@ -353,13 +405,18 @@ Event = Annotated[
     | AttemptFailed
     | StepCompleted
     | StepSelected
-    | StepFailed,
+    | StepFailed
+    | BatchCreated
+    | BatchSubmitted
+    | BatchUpdated
+    | BatchFinished,
     Field(discriminator="type"),
 ]
 
 EVENT_CLASSES: tuple[type[_Event], ...] = (
     RunStarted, RunWarning, RunFinished, ImageSeeded, ImageRejected, RequestTemplate, RequestSent,
-    ResponseReceived, AttemptFailed, StepCompleted, StepSelected, StepFailed)
+    ResponseReceived, AttemptFailed, StepCompleted, StepSelected, StepFailed, BatchCreated,
+    BatchSubmitted, BatchUpdated, BatchFinished)
 _BY_TYPE: dict[str, type[_Event]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
 
 

@@ -31,6 +31,20 @@ class RetryConfig(ConfigBlock):
         description="connection failures or timeouts in a row, across images, that stop the run")
 
 
+class BatchConfig(ConfigBlock):
+    """`<block>.workflow.batch`: provider batch jobs (`workflow.mode: batch`)."""
+
+    max_requests: int = Field(default=200, ge=1, le=50_000)
+    """requests per provider job at most (also the images held in memory while a job runs;
+    the provider's own limit applies too: OpenAI 50,000)"""
+    poll_seconds: float = Field(default=30.0, gt=0)
+    """first wait between polls of a job; it grows 1.5x per poll up to 10 minutes"""
+    linger_seconds: float = Field(default=5.0, ge=0)
+    """a job is submitted once no new request came for this long (or it is full)"""
+    finish_online: bool = False
+    """retry the requests that failed inside a job online instead of in a later job"""
+
+
 class WorkflowConfig(ConfigBlock):
     """`<block>.workflow`: how the engine runs. A pipeline's subclass declares `steps` with every
     step number of the pipeline, in order, as its default: those are the steps it allows."""
@@ -49,6 +63,11 @@ class WorkflowConfig(ConfigBlock):
         description="seconds between progress lines when stdout is not a terminal")
     retries: RetryConfig = RetryConfig()
     """how failed requests are retried"""
+    mode: Literal["online", "batch"] = "online"
+    """online: one request at a time; batch: provider batch jobs (about half the price, answers
+    within hours)"""
+    batch: BatchConfig = BatchConfig()
+    """provider batch jobs, for mode batch"""
 
     @field_validator("steps", mode="before")
     @classmethod

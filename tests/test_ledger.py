@@ -168,7 +168,8 @@ def test_every_event_class_has_a_complete_upcaster_chain():
     assert {cls.model_fields["type"].default for cls in EVENT_CLASSES} == {
         "run_started", "run_warning", "run_finished", "image_seeded", "image_rejected",
         "request_template", "request_sent",
-        "response_received", "attempt_failed", "step_completed", "step_selected", "step_failed"}
+        "response_received", "attempt_failed", "step_completed", "step_selected", "step_failed",
+        "batch_created", "batch_submitted", "batch_updated", "batch_finished"}
 
 
 def test_an_event_from_a_newer_tool_is_refused_with_a_clear_reason():

@@ -57,6 +57,18 @@ class Pacer(Protocol):
         """Start no request for `seconds` (the endpoint asked every client to wait)."""
 
 
+class Transport(Protocol):
+    """How a request reaches the model when not directly (batch mode: `batch_jobs`)."""
+
+    def send(self, image_id: str, step: str, fingerprint: str, attempt: int, request_id: str,
+             request: VLMRequest) -> VLMResponse:
+        """The answer; raises BackendError as `Backend.complete` does, Stopped when the run
+        stops while it waits."""
+
+    def recorded(self, request_id: str) -> None:
+        """What the request got is queued for the ledger."""
+
+
 @dataclass(frozen=True)
 class StepJob:
     image_id: str
@@ -99,8 +111,10 @@ class StepExecutor:
     def __init__(self, backend: Backend, writer: LedgerWriter, retry: RetryConfig,
                  stop: threading.Event, *, run_id: str, generation: int,
                  pacer: Pacer | None = None, budget: Budget | None = None,
-                 spec_block: str = "") -> None:
+                 spec_block: str = "", transport: Transport | None = None) -> None:
         self.backend = backend
+        self.transport = transport
+        """batch mode's job coordinator; None: `backend.complete`"""
         self.writer = writer
         self.retry = retry
         self.stop = stop
@@ -180,9 +194,18 @@ class StepExecutor:
         ))
         with self._count_lock:
             self.requests += 1
+        try:
+            return self._exchange(job, request, request_id, number, tries)
+        finally:
+            if self.transport is not None:
+                self.transport.recorded(request_id)
+
+    def _exchange(self, job: StepJob, request: VLMRequest, request_id: str, number: int,
+                  tries: _Tries) -> Completed | Failed:
+        """Send the recorded request; record what came back."""
         started = time.monotonic()
         try:
-            response = self._send(job.step.number, request)
+            response = self._send(job, request, request_id, number)
         except BackendError as exc:
             return self._backend_error(job, exc, request_id, number, started)
         self.breaker.answered()
@@ -252,19 +275,29 @@ class StepExecutor:
         return self._fail(job, kind, message, raw_text=text, request_id=request_id,
                           received=received)
 
-    def _send(self, step: str, request: VLMRequest) -> VLMResponse:
-        """`backend.complete`, its answer (a blocked one's too) charged to the budget."""
+    def _send(self, job: StepJob, request: VLMRequest, request_id: str,
+              number: int) -> VLMResponse:
+        """`backend.complete` (or the transport's), its answer (a blocked one's too) charged to
+        the budget."""
+        step = job.step.number
         if self.budget is None:
-            return self.backend.complete(request)
+            return self._ask(job, request, request_id, number)
         answered: VLMResponse | None = None
         try:
-            answered = self.backend.complete(request)
+            answered = self._ask(job, request, request_id, number)
             return answered
         except BackendError as exc:
             answered = exc.response
             raise
         finally:
             self.budget.settle(step, answered)
+
+    def _ask(self, job: StepJob, request: VLMRequest, request_id: str,
+             number: int) -> VLMResponse:
+        if self.transport is None:
+            return self.backend.complete(request)
+        return self.transport.send(job.image_id, job.step.number, job.asked, number, request_id,
+                                   request)
 
     def _feedback(self, rate_limited: bool) -> None:
         if self.pacer is not None:

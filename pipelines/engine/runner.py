@@ -37,6 +37,7 @@ from auto_label.pipelines.contract import (
 )
 from auto_label.pipelines.engine import planning
 from auto_label.pipelines.engine.alarm import ConventionAlarm
+from auto_label.pipelines.engine.batch_adopt import batch_mode
 from auto_label.pipelines.engine.batches import BATCH, IN_FLIGHT, InFlight, Known, read_batch
 from auto_label.pipelines.engine.budget import run_budget
 from auto_label.pipelines.engine.endpoint import preflight
@@ -115,14 +116,22 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
         if options.limit is not None:
             scan = scan.first(options.limit)
         summary.run_id, summary.images = session.run_id, scan.count
-        budget = run_budget(options.price, options.max_cost, backend, summary=summary,
+        jobs = batch_mode(options, pipeline.name, backend, session, stop, tracker.note)
+        price = options.price.scaled(jobs.api.discount) if jobs and options.price else \
+            options.price
+        budget = run_budget(price, options.max_cost, backend, summary=summary,
                             key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
                                 run_id=session.run_id, generation=session.generation,
-                                pacer=pacer, budget=budget, spec_block=pipeline.name)
-        run = _Run(settings, session, executor, tracker, backend, workflow.max_workers, stop,
-                   options.ingest)
-        interrupted = run.work(scan)
+                                pacer=None if jobs else pacer, budget=budget,
+                                spec_block=pipeline.name, transport=jobs)
+        workers = max(workflow.max_workers, jobs.max_requests) if jobs else workflow.max_workers
+        run = _Run(settings, session, executor, tracker, backend, workers, stop, options.ingest)
+        try:
+            interrupted = run.work(scan)
+        finally:
+            if jobs is not None:
+                jobs.close()
         run.warnings.still_suspect()
     except BaseException:
         stop.set()

@@ -70,6 +70,10 @@ class Tracker:
                 self.progress.note(f"... and {len(messages) - len(shown)} more input problems "
                                    "(see the run summary)")
 
+    def note(self, message: str) -> None:
+        """News of the run (a batch job submitted or done), shown as it comes."""
+        self.progress.note(message)
+
     def alarm(self, message: str) -> None:
         """Something wrong with every box, most likely: in the summary, and shown at once."""
         with self._lock:
