@@ -124,8 +124,9 @@ def last_error(snap: Snapshot) -> str:
 def header(info: RunInfo) -> list[str]:
     """Which run this is, in two or three lines."""
     steps = len(info.steps)
-    lines = [f"{info.pipeline}: {info.backend} {info.model} at {info.endpoint}, "
-             f"{info.workers} worker{'s' if info.workers != 1 else ''}, "
+    how = (f"batch jobs of up to {number(info.batch_jobs)} requests" if info.batch_jobs else
+           f"{info.workers} worker{'s' if info.workers != 1 else ''}")
+    lines = [f"{info.pipeline}: {info.backend} {info.model} at {info.endpoint}, {how}, "
              f"{number(info.images)} images x {steps} "
              f"step{'s' if steps != 1 else ''}"]
     if info.inputs:

@@ -249,4 +249,5 @@ def test_generate_batch_on_the_command_line(tmp_path, make_sim):
                                     *overrides])
     assert done.exit_code == 0, done.output
     assert "requests submitted" in done.output  # the progress says what the jobs do
+    assert "batch jobs of up to 200 requests" in done.output.replace("\n", " ")
     assert sim.batch_job_counts()["openai"] == 2

@@ -26,6 +26,8 @@ class RunInfo:
     endpoint: str = ""
     """the URL requests go to (never a key)"""
     workers: int = 0
+    batch_jobs: int = 0
+    """batch mode: the most requests per provider job (0: online)"""
     inputs: tuple[tuple[str, str], ...] = ()
     """(data setting, path) of what the run reads, e.g. ("input_jsonl", "/data/input.jsonl")"""
     results_dir: Path = Path()
@@ -46,6 +48,7 @@ class RunInfo:
         `data` settings (a pydantic model: its non-empty path settings are the inputs)."""
         return cls(pipeline=pipeline, backend=backend.name, model=backend.model,
                    endpoint=backend.endpoint, workers=workflow.max_workers,
+                   batch_jobs=workflow.batch.max_requests if workflow.mode == "batch" else 0,
                    inputs=_inputs(data), results_dir=results_dir, steps=tuple(steps),
                    priced=priced, progress_interval=workflow.progress_interval)
 
