@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from auto_label.ledger.queries import STORED, StoredRow
+
 PARSE_KINDS = ("unparseable", "truncated", "no_answer")
 """Attempt failures that are a reading of the answer (today's parser may read it otherwise);
 any other failed attempt with a response (a blocked answer) is never re-read as an answer."""
@@ -79,8 +81,8 @@ def token_sums(conn: sqlite3.Connection, backend: str,
             for step, match, n, p, a, t in rows]
 
 
-def request_templates(conn: sqlite3.Connection, run_id: str) -> list[tuple[int, str]]:
-    """(seq, body) of the request_template events run `run_id` recorded, in order."""
-    return [(int(seq), str(body)) for seq, body in conn.execute(
-        "SELECT seq, body FROM events WHERE type = 'request_template' AND run_id = ? "
-        "ORDER BY seq", (run_id,))]
+def request_templates(conn: sqlite3.Connection, run_id: str) -> list[StoredRow]:
+    """The request_template events run `run_id` recorded, in order."""
+    return conn.execute(
+        f"SELECT {STORED} FROM events e WHERE type = 'request_template' AND run_id = ? "
+        "ORDER BY seq", (run_id,)).fetchall()

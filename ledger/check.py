@@ -25,6 +25,7 @@ from auto_label.ledger.events import (
     RequestSent,
     RequestTemplate,
     ResponseReceived,
+    Row,
     RunFinished,
     RunStarted,
     StepCompleted,
@@ -67,10 +68,10 @@ def _problems(ledger: Ledger) -> Iterator[str]:
     requests: set[str] = set()
     templates: dict[tuple[str, str], str] = {}
     expected = _Expected()
-    for seq, kind, image_id, step, body in queries.all_event_rows(conn):
+    for seq, kind, version, run_id, image_id, step, at, body in queries.all_event_rows(conn):
         where = f"event {seq} ({kind})"
         try:
-            event = parse_event(json.loads(body))
+            event = parse_event(json.loads(body), Row(kind, version, run_id, image_id, step, at))
         except (ValueError, ValidationError) as exc:
             first = str(exc).splitlines()[0]
             yield f"{where}: body does not parse as an event: {first}"

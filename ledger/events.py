@@ -6,51 +6,38 @@ event carries `v`, the version it was written at; `parse_event` upcasts it to th
 before validating, so the rest of the code only ever sees current events. An event that changes
 shape gets its `class_version` bumped and an upcaster; stored rows are never rewritten.
 
-The events of images (`compact_body`) are stored without the fields that hold their default (the
-default fills them back when read), so a field's default is part of the stored format: changing
-one needs a new class_version whose upcaster writes the old default into bodies that lack it. A
-class may also leave out what it can derive (`derived` / `expand`, e.g. a seed's stored size when
-it is its upright size). `body()` is what the ledger stores (`auto_label.ledger.bodies`).
+The events of images (`compact_body`) are stored without what their row holds in its own columns
+(type, v, run_id, image_id, step, at: `parse_event` takes the `Row` back) and without the fields
+that hold their default (the default fills them back when read), so a field's default is part of
+the stored format: changing one needs a new class_version whose upcaster writes the old default
+into bodies that lack it. A class may also leave out what it can derive (`derived` / `expand`,
+e.g. a seed's stored size when it is its upright size, a completion's output hash). `body()` is
+what the ledger stores (`auto_label.ledger.bodies`).
 Requests store their prompt as a template key and values; the template's text and the run's
-backend parameters are in its `request_template` (`auto_label.ledger.templates`).
+backend parameters are in its `request_template` (`auto_label.ledger.templates`). The request
+events' classes are in `auto_label.ledger.request_events` (re-exported here), the base class and
+the `Row` in `auto_label.ledger.event_base`.
 
 No event holds an API key or the image bytes: the image is referred to by its sha256.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any, ClassVar, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from auto_label.ledger.bodies import Compact
+from auto_label.ledger.event_base import EventBase as EventBase
+from auto_label.ledger.event_base import Row as Row
+from auto_label.ledger.event_base import columns_in_row
 from auto_label.ledger.fingerprint import content_hash
-from auto_label.ledger.versioning import Versioned
+from auto_label.ledger.request_events import AttemptFailed as AttemptFailed
+from auto_label.ledger.request_events import RequestSent as RequestSent
+from auto_label.ledger.request_events import RequestTemplate as RequestTemplate
+from auto_label.ledger.request_events import ResponseReceived as ResponseReceived
+from auto_label.ledger.request_events import Usage as Usage
 
-
-class _Event(Compact, Versioned):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    compact_body: ClassVar[bool] = False
-
-    v: int = Field(default=1, description="the schema version it was written at: class_version")
-    at: float = Field(default_factory=time.time, description="unix time it was recorded")
-    run_id: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _stamp_version(cls, data: Any) -> Any:
-        """A new event is written at its class's current version."""
-        if isinstance(data, dict) and "v" not in data:
-            return {**data, "v": cls.class_version}
-        return data
-
-    @model_validator(mode="after")
-    def _current_version(self) -> _Event:
-        if self.v != self.class_version:
-            raise ValueError(f"{self.__class__.__name__} is at v{self.class_version}, "
-                             f"not v{self.v}: parse stored events with parse_event")
-        return self
+_Event = EventBase
 
 
 class RunStarted(_Event):
@@ -106,7 +93,7 @@ class RunFinished(_Event):
 class ImageSeeded(_Event):
     """An image read and checked: its file, and the frame its boxes are stored in."""
 
-    class_version = 3
+    class_version = 4
     compact_body = True
     type: Literal["image_seeded"] = "image_seeded"
     image_id: str
@@ -142,19 +129,52 @@ class ImageSeeded(_Event):
         body always holds it."""
         return {**raw, "v": 3}
 
+    @staticmethod
+    def upcast_v3_v4(raw: dict[str, Any]) -> dict[str, Any]:
+        """A v4 body leaves out its row's columns and the `image_path` of its extra when it is
+        the file's path (a v3 body holds both); both leave out the stored size when it is the
+        upright size."""
+        return ImageSeeded._upright({**raw, "v": 4})
+
     def derived(self) -> set[str]:
         if (self.stored_width, self.stored_height) == (self.width, self.height):
             return {"stored_width", "stored_height"}
         return set()
 
     def body(self) -> str:
-        text = super().body()
+        """Compact (`Compact.body`), and without the image_path of `extra` (the path a record
+        shows) when it is the file's path, as it is for every dataset image: a body whose extra
+        has no image_path says so (`"image_path":null`, outside extra); stored sizes of None
+        are written (null), since a left-out size is the upright size."""
+        left_out = type(self)._in_row | self.derived()
+        exclude: set[str] | dict[str, Any] = left_out
+        if self.extra.get("image_path", None) == self.path and "image_path" in self.extra:
+            if len(self.extra) == 1:
+                exclude = left_out | {"extra"}
+            else:
+                exclude = {**dict.fromkeys(left_out, True), "extra": {"image_path"}}
+        text = self.__pydantic_serializer__.to_json(self, exclude_defaults=True,
+                                                    exclude=exclude).decode()
+        said = ['"image_path":null'] if "image_path" not in self.extra else []
         if self.stored_width is None and self.stored_height is None:  # not the upright size
-            return text[:-1] + ',"stored_width":null,"stored_height":null}'
-        return text
+            said.append('"stored_width":null,"stored_height":null')
+        if not said:
+            return text
+        return (text[:-1] + "," if text != "{}" else "{") + ",".join(said) + "}"
 
     @classmethod
     def expand(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        raw = cls._upright(raw)
+        if "image_path" in raw:  # its extra has no image_path
+            return {k: v for k, v in raw.items() if k != "image_path"}
+        extra = raw.get("extra", {})
+        if isinstance(extra, dict) and "image_path" not in extra:
+            return {**raw, "extra": {**extra, "image_path": raw.get("path")}}
+        return raw
+
+    @staticmethod
+    def _upright(raw: dict[str, Any]) -> dict[str, Any]:
+        """A left-out stored size is the upright size (from v3 on)."""
         if "stored_width" in raw or "stored_height" in raw:
             return raw
         return {**raw, "stored_width": raw.get("width"), "stored_height": raw.get("height")}
@@ -171,7 +191,9 @@ class ImageSeeded(_Event):
 
 
 class ImageRejected(_Event):
+    class_version = 2
     compact_body = True
+    upcast_v1_v2 = columns_in_row(2)
     type: Literal["image_rejected"] = "image_rejected"
     image_id: str
     path: str
@@ -180,112 +202,8 @@ class ImageRejected(_Event):
     source: str = ""
 
 
-class Usage(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    thinking_tokens: int | None = None
-
-
-class RequestTemplate(_Event):
-    """What the requests of a run that use one prompt template share, recorded once per run and
-    template before the first of them: the template's text (each request fills it with its
-    `prompt_vars`: `auto_label.ledger.templates.render`), and the backend, model and parameters
-    (`Backend.describe()`, never the key) the run sends with."""
-
-    compact_body = True
-    type: Literal["request_template"] = "request_template"
-    template: str = Field(description="its key: task@version, and /convention when the text "
-                                      "names a box convention, e.g. grounding.ground@1/yxyx_1000")
-    text: str
-    backend: str
-    model: str
-    parameters: dict[str, Any]
-
-
-class RequestSent(_Event):
-    class_version = 2
-    compact_body = True
-    type: Literal["request_sent"] = "request_sent"
-    request_id: str
-    image_id: str
-    step: str
-    attempt: int = 1
-    fingerprint: str
-    prompt_template: str = Field(
-        default="", description="the key of the request_template its run recorded: with "
-                                "`prompt_vars` it gives the prompt's text and the parameters; "
-                                "empty for a request that holds them itself (before templates)")
-    prompt_vars: dict[str, Any] = Field(default_factory=dict,
-                                        description="the values of the template's placeholders")
-    image_sha256: str | None = Field(
-        default=None, description="the sha256 of the file sent; None when it is the image's "
-                                  "own: the file of its latest image_seeded before the request")
-    sent_width: int
-    sent_height: int
-    prompt: str | None = Field(default=None, description="the prompt's text, in requests "
-                                                         "recorded before templates")
-    backend: str | None = None
-    model: str | None = None
-    parameters: dict[str, Any] | None = None
-
-    @staticmethod
-    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
-        """v1 held its prompt, backend, model and parameters itself; v2 names its run's
-        request_template and the values that fill it (a v1 request names none). v1 always
-        named its image's sha256 and attempt; v2 leaves out the seed's own and attempt 1."""
-        return {**raw, "v": 2, "prompt_template": ""}
-
-
-class ResponseReceived(_Event):
-    class_version = 3
-    compact_body = True
-    type: Literal["response_received"] = "response_received"
-    request_id: str
-    image_id: str
-    step: str
-    attempt: int
-    text: str
-    finish_reason: str | None = None
-    usage: Usage = Usage()
-    latency_s: float
-    model_version: str | None = Field(default=None, description="the model that answered, as the "
-                                                                "endpoint names it")
-    response_id: str | None = Field(default=None, description="the endpoint's id of the answer")
-    thinking: str | None = Field(default=None, description="the model's reasoning, apart from "
-                                                           "its answer (thinking parts, "
-                                                           "reasoning_content)")
-    answer_in: Literal["content", "reasoning"] = Field(
-        default="content", description="where the answer was read: the content, or (when the "
-                                       "content was empty) the reasoning")
-
-    @staticmethod
-    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
-        """v2 keeps the model version and response id the endpoint returned (unknown before)."""
-        return {**raw, "v": 2, "model_version": None, "response_id": None}
-
-    @staticmethod
-    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
-        """v3 keeps the reasoning apart; before, thinking parts were dropped."""
-        return {**raw, "v": 3, "thinking": None, "answer_in": "content"}
-
-
-class AttemptFailed(_Event):
-    compact_body = True
-    type: Literal["attempt_failed"] = "attempt_failed"
-    request_id: str
-    image_id: str
-    step: str
-    attempt: int
-    kind: str
-    message: str
-    retry_after_s: float | None = None
-    status_code: int | None = None
-
-
 class StepCompleted(_Event):
-    class_version = 4
+    class_version = 5
     compact_body = True
     type: Literal["step_completed"] = "step_completed"
     image_id: str
@@ -318,11 +236,30 @@ class StepCompleted(_Event):
         """A v4 body leaves out output_version 1 (the default); a v3 body always holds it."""
         return {**raw, "v": 4}
 
+    @staticmethod
+    def upcast_v4_v5(raw: dict[str, Any]) -> dict[str, Any]:
+        """A v5 body leaves out its row's columns and an output hash that is the hash of its
+        output (`derived`); a v4 body holds both."""
+        return {**raw, "v": 5}
+
+    def derived(self) -> set[str]:
+        if content_hash(self.output) == self.output_hash:
+            return {"output_hash"}
+        return set()
+
+    @classmethod
+    def expand(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        if "output_hash" in raw:
+            return raw
+        return {**raw, "output_hash": content_hash(raw.get("output"))}
+
 
 class StepSelected(_Event):
     """An earlier completion becomes current again (its fingerprint matches the spec once more)."""
 
+    class_version = 2
     compact_body = True
+    upcast_v1_v2 = columns_in_row(2)
     type: Literal["step_selected"] = "step_selected"
     image_id: str
     step: str
@@ -330,7 +267,9 @@ class StepSelected(_Event):
 
 
 class StepFailed(_Event):
+    class_version = 2
     compact_body = True
+    upcast_v1_v2 = columns_in_row(2)
     type: Literal["step_failed"] = "step_failed"
     image_id: str
     step: str
@@ -420,10 +359,17 @@ EVENT_CLASSES: tuple[type[_Event], ...] = (
 _BY_TYPE: dict[str, type[_Event]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
 
 
-def parse_event(raw: dict[str, Any]) -> Event:
-    """A stored event (as a dict) -> its current typed model, upcast from the version it was
-    written at. Raises ValueError (pydantic's ValidationError included) when it does not parse,
-    `NewerVersionError` when a newer auto-label wrote it."""
+def parse_event(raw: dict[str, Any], row: Row | None = None) -> Event:
+    """A stored event (its body, as a dict) -> its current typed model, upcast from the version it
+    was written at. `row`: the columns of its row in `events`, which a compact body leaves out. A
+    body that names its type holds its columns itself (a run's event, an image's event written
+    before its class left them out, a model dump), and at its class's current version it is
+    whole: `expand` is for compact bodies. Raises ValueError (pydantic's ValidationError
+    included) when it does not parse, `NewerVersionError` when a newer auto-label wrote it."""
+    compact = "type" not in raw
+    if row is not None and compact:
+        of = _BY_TYPE.get(row.type)
+        raw = row.fill(raw, of.model_fields if of is not None else ())
     kind = raw.get("type")
     cls = _BY_TYPE.get(kind) if isinstance(kind, str) else None
     if cls is None:
@@ -431,7 +377,10 @@ def parse_event(raw: dict[str, Any]) -> Event:
     version = raw.get("v", 1)
     if not isinstance(version, int) or isinstance(version, bool):
         raise ValueError(f"event version {version!r} is not an integer")
-    current = cls.expand(raw) if version == cls.class_version else cls.upcast(raw, version)
+    if version != cls.class_version:
+        current = cls.upcast(raw, version)
+    else:
+        current = cls.expand(raw) if compact else raw
     return cast(Event, cls.model_validate(current))
 
 

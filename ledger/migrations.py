@@ -6,16 +6,16 @@ the tool does not know was written by a newer tool, and is refused rather than m
 `events` is the source of truth. `images`, `completions`, `current` and `runs` are projections of it
 that `projections.append_batch` maintains in the same transaction as the events they follow from;
 the unique key of `completions` is what makes a duplicate completion impossible rather than
-unlikely. From m002 on, statements run one by one (`executescript` commits the transaction that
-sqlite-utils wraps a migration in). From m004 on, views show the events to people (`requests`,
+unlikely. From m002 on, statements run one by one (`executescript` commits the transaction a
+migration runs in). From m004 on, views show the events to people (`requests`,
 `responses`, `step_completions`, `failures`, `records`): read-only, never used by the tool; m005
-recreates those that read fields events no longer always hold.
+and m007 recreate those that read fields events no longer always hold. The migrations are applied
+and recorded by `auto_label.ledger.migrating`.
 """
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from auto_label.ledger.migrating import Database, Migrations
 
 MIGRATIONS = Migrations("auto_label.ledger")
 
@@ -126,17 +126,20 @@ _COMMON = (
 )
 
 
-def _event_view(name: str, types: tuple[str, ...], columns: dict[str, str]) -> str:
+def _event_view(name: str, types: tuple[str, ...], columns: dict[str, str], *,
+                version: bool = False) -> str:
     """A view of the events of `types`, one row each: seq, time (ISO 8601, UTC), run (number),
-    image_id, step, step_name, then `columns` (alias -> expression over the body `j`)."""
+    image_id, step, step_name, then `columns` (alias -> expression over the body `j`, and over
+    the version the event was written at, `e.v`, when `version`)."""
     listed = ", ".join(f"'{t}'" for t in types)
+    v = "v, " if version else ""
     extra = ", ".join(f"{expression} AS {alias}" for alias, expression in columns.items())
     return (
         f"CREATE VIEW {name} AS "
         "WITH run AS (SELECT r.run_id, r.number, "
         f"  json_extract(IIF(json_valid(s.body), s.body, NULL), '$.pipeline') AS pipeline "
         "  FROM runs r LEFT JOIN events s ON s.type = 'run_started' AND s.run_id = r.run_id), "
-        f"e AS (SELECT seq, type, run_id, image_id, step, at, {_JSON} AS j FROM events "
+        f"e AS (SELECT seq, {v}type, run_id, image_id, step, at, {_JSON} AS j FROM events "
         f"  WHERE type IN ({listed})) "
         f"SELECT {_COMMON}, {extra} FROM e "
         "LEFT JOIN run ON run.run_id = e.run_id "
@@ -313,6 +316,30 @@ def m006_status_projections(db: Database) -> None:
                    f"FROM events e WHERE e.seq = {table}.seq)")
 
 
+@MIGRATIONS()
+def m007_bodies_without_columns(db: Database) -> None:
+    """An image's events no longer repeat in their body what their row's columns hold (type, v,
+    run_id, image_id, step, at; the views read those from the columns already), a completion
+    leaves out the hash of its output, and an answer leaves out attempt 1 and the finish reason
+    `stop` (its defaults from response_received v4 on). `responses` shows them again: attempt 1
+    when a body has none, finish_reason `stop` when a v4 body has none (NULL before v4: the
+    endpoint said none)."""
+    db.execute("DROP VIEW responses")
+    stated = "json_type(e.j, '$.finish_reason') IS NOT NULL"
+    db.execute(_event_view("responses", ("response_received",), {
+        "attempt": f"COALESCE({_field('attempt')}, IIF(e.j IS NULL, NULL, 1))",
+        "request_id": _field("request_id"),
+        "text": _field("text"),
+        "finish_reason": f"CASE WHEN e.j IS NULL THEN NULL WHEN {stated} THEN "
+                         f"{_field('finish_reason')} WHEN e.v >= 4 THEN 'stop' END",
+        "prompt_tokens": _field("usage.prompt_tokens"),
+        "answer_tokens": _field("usage.completion_tokens"),
+        "thinking_tokens": _field("usage.thinking_tokens"), "latency_s": _field("latency_s"),
+        "model_version": _field("model_version"), "response_id": _field("response_id"),
+        "answer_in": f"COALESCE({_field('answer_in')}, IIF(e.j IS NULL, NULL, 'content'))",
+        "thinking": _field("thinking")}, version=True))
+
+
 def known_migrations() -> list[str]:
     """The names of the migrations this version of the tool knows, in order."""
-    return [m.name for m in MIGRATIONS._migrations]
+    return MIGRATIONS.names()

@@ -1,6 +1,7 @@
 """Every read query of the ledger, in one place: projections, the event log, and the aggregates
 `status` shows. Functions of a connection; they return rows and plain values, never parsed events
-(`Ledger` parses, naming the file when a body is damaged).
+(`Ledger` parses, naming the file when a body is damaged). An event is read as its `StoredRow`:
+its columns with its body, since a compact body leaves out what the columns hold.
 
 A damaged event body reads as NULL in the aggregates (`_BODY`), not as an error: `status` must work
 on a ledger that `status --check` is about to report.
@@ -17,6 +18,11 @@ from dataclasses import dataclass
 from auto_label.ledger.events import IMAGE_EVENT_TYPES
 
 _BODY = "IIF(json_valid(body), body, NULL)"
+STORED = "e.seq, e.type, e.v, e.run_id, e.image_id, e.step, e.at, e.body"
+"""The columns of a `StoredRow`, of the events table as `e`."""
+StoredRow = tuple[int, str, int, str, str | None, str | None, float, str]
+"""An event as stored: (seq, type, v, run_id, image_id, step, at, body); `Row(*row[1:7])` are
+the columns a compact body leaves out."""
 OUTCOME_TYPES = ("step_completed", "step_selected", "step_failed")
 """The events that end an (image, step) attempt: done (completed or selected again), or failed."""
 
@@ -164,15 +170,15 @@ def image_count(conn: sqlite3.Connection) -> int:
 
 # -- the event log -----------------------------------------------------------------------------
 
-def event_body(conn: sqlite3.Connection, seq: int) -> str | None:
-    row = conn.execute("SELECT body FROM events WHERE seq = ?", (seq,)).fetchone()
-    return row[0] if row is not None else None
+def event_row(conn: sqlite3.Connection, seq: int) -> StoredRow | None:
+    row = conn.execute(f"SELECT {STORED} FROM events e WHERE seq = ?", (seq,)).fetchone()
+    return tuple(row) if row is not None else None
 
 
 def event_rows(conn: sqlite3.Connection, types: Iterable[str] | None = None, *,
-               image_id: str | None = None, after: int = 0) -> Iterator[tuple[int, str]]:
-    """(seq, body) in ledger order, optionally of some types or of one image."""
-    sql = "SELECT seq, body FROM events WHERE seq > ?"
+               image_id: str | None = None, after: int = 0) -> Iterator[StoredRow]:
+    """Events in ledger order, optionally of some types or of one image."""
+    sql = f"SELECT {STORED} FROM events e WHERE seq > ?"
     params: list[object] = [after]
     if types is not None:
         kinds = list(types)
@@ -184,45 +190,48 @@ def event_rows(conn: sqlite3.Connection, types: Iterable[str] | None = None, *,
     yield from conn.execute(sql + " ORDER BY seq", params)
 
 
-def all_event_rows(conn: sqlite3.Connection) -> Iterator[tuple[int, str, str | None,
-                                                                str | None, str]]:
-    """(seq, type, image_id, step, body) of every event, in order (for the integrity check)."""
-    yield from conn.execute("SELECT seq, type, image_id, step, body FROM events ORDER BY seq")
+def all_event_rows(conn: sqlite3.Connection) -> Iterator[StoredRow]:
+    """Every event, in order (for the integrity check)."""
+    yield from conn.execute(f"SELECT {STORED} FROM events e ORDER BY seq")
 
 
-def latest_event_row(conn: sqlite3.Connection, type_: str) -> tuple[int, str] | None:
-    row = conn.execute("SELECT seq, body FROM events WHERE type = ? ORDER BY seq DESC LIMIT 1",
-                       (type_,)).fetchone()
-    return (row[0], row[1]) if row is not None else None
+def latest_event_row(conn: sqlite3.Connection, type_: str) -> StoredRow | None:
+    row = conn.execute(f"SELECT {STORED} FROM events e WHERE type = ? ORDER BY seq DESC "
+                       "LIMIT 1", (type_,)).fetchone()
+    return tuple(row) if row is not None else None
 
 
-def image_history_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, int, str]]:
-    """(image_id, seq, body) of the record-making events, image by image in id order."""
+def image_history_rows(conn: sqlite3.Connection) -> Iterator[StoredRow]:
+    """The record-making events, image by image in id order (the image id is `row[4]`)."""
     yield from conn.execute(
-        f"SELECT image_id, seq, body FROM events WHERE image_id IS NOT NULL AND type IN "
+        f"SELECT {STORED} FROM events e WHERE image_id IS NOT NULL AND type IN "
         f"({','.join('?' * len(IMAGE_EVENT_TYPES))}) ORDER BY image_id, seq",
         IMAGE_EVENT_TYPES,
     )
 
 
-def seed_rows(conn: sqlite3.Connection,
-              image_ids: Sequence[str] | None = None) -> Iterator[tuple[str, int, str]]:
-    """(image_id, seq, body) of each image's latest seed (the `images` projection), in image id
+def seed_rows(conn: sqlite3.Connection, image_ids: Sequence[str] | None = None
+              ) -> Iterator[tuple[str, int, str, int, str, str | None, str | None, float, str]]:
+    """(image_id, *StoredRow) of each image's latest seed (the `images` projection), in image id
     order; of `image_ids` only when given."""
     where = f"WHERE i.image_id {_IN_LIST} " if image_ids is not None else ""
     return conn.execute(  # a cursor: left unread, it is not closed late
-        f"SELECT i.image_id, i.seq, e.body FROM images i JOIN events e ON e.seq = i.seq {where}"
+        f"SELECT i.image_id, {STORED} FROM images i JOIN events e ON e.seq = i.seq {where}"
         "ORDER BY i.image_id", () if image_ids is None else (_listed(image_ids),))
 
 
-def current_rows(conn: sqlite3.Connection,
-                 image_ids: Sequence[str] | None = None) -> Iterator[tuple[str, int, str]]:
-    """(image_id, seq, body) of the completions the records show (`current`), in image id and
-    step order; of `image_ids` only when given."""
+def current_rows(conn: sqlite3.Connection, image_ids: Sequence[str] | None = None
+                 ) -> Iterator[tuple[str, str, int, str, int, str, str | None, str | None, float,
+                                     str]]:
+    """(image_id, output hash, *StoredRow) of the completions the records show (`current`), in
+    image id and step order; of `image_ids` only when given. The output hash is the one the
+    completion event holds, or derives from its output (`StepCompleted.expand`): given here, a
+    reader need not hash the output again."""
     where = f"WHERE c.image_id {_IN_LIST} " if image_ids is not None else ""
     return conn.execute(  # a cursor: left unread, it is not closed late
-        f"SELECT c.image_id, c.seq, e.body FROM current c JOIN events e ON e.seq = c.seq {where}"
-        "ORDER BY c.image_id, c.step", () if image_ids is None else (_listed(image_ids),))
+        f"SELECT c.image_id, c.output_hash, {STORED} FROM current c JOIN events e "
+        f"ON e.seq = c.seq {where}ORDER BY c.image_id, c.step",
+        () if image_ids is None else (_listed(image_ids),))
 
 
 def failed_rows(conn: sqlite3.Connection,

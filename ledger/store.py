@@ -15,14 +15,13 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import ValidationError
-from sqlite_utils import Database
 
 from auto_label.errors import LedgerError
 from auto_label.ledger import queries
-from auto_label.ledger.events import Event, ImageSeeded, StepCompleted, parse_event
+from auto_label.ledger.events import Event, ImageSeeded, Row, StepCompleted, parse_event
 from auto_label.ledger.migrations import MIGRATIONS, known_migrations
 from auto_label.ledger.projections import append_batch
 
@@ -77,9 +76,9 @@ class Ledger:
     def _migrate(self) -> None:
         conn = self.connection()
         try:
-            db = Database(conn)
-            tables = set(db.table_names())
-            applied = [m.name for m in MIGRATIONS.applied(db)] if tables else []
+            tables = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                  "LIMIT 1").fetchone() is not None
+            applied = MIGRATIONS.applied(conn) if tables else []
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"{self.path}: not an auto-label ledger ({exc})") from None
         if tables and not applied:  # refused before anything (WAL mode included) touches it
@@ -92,7 +91,8 @@ class Ledger:
             )
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            MIGRATIONS.apply(db)
+            if len(applied) < len(known_migrations()):
+                MIGRATIONS.apply(conn)
         except sqlite3.OperationalError as exc:
             raise LedgerError(f"{self.path}: cannot update the ledger schema ({exc})") from None
 
@@ -143,24 +143,39 @@ class Ledger:
 
     # -- reading (typed events; the SQL is in `queries`) ---------------------------------------
 
-    def _parse(self, seq: int, body: str) -> Event:
+    def _parse(self, seq: int, body: str, row: Row | None = None,
+               output_hash: str | None = None) -> Event:
+        """The event of a body: with its row's columns (`row`, read by seq when not given and
+        the body leaves them out), and, for a completion, the output hash a projection holds
+        (so that its output is not hashed again)."""
         try:
-            return parse_event(json.loads(body))
-        except (ValueError, ValidationError) as exc:
+            raw = json.loads(body)
+            if isinstance(raw, dict):
+                if row is None and "type" not in raw:
+                    stored = queries.event_row(self.connection(), seq)
+                    row = Row(*stored[1:7]) if stored is not None else None
+                if output_hash is not None and "output_hash" not in raw:
+                    raw["output_hash"] = output_hash
+            return parse_event(raw, row)
+        except (ValueError, ValidationError, AttributeError) as exc:
             first = str(exc).splitlines()[0][:200]
             raise LedgerError(f"{self.path}: event {seq} is damaged ({first}); "
                               "see `auto_label status --check`") from None
 
+    def _stored(self, row: queries.StoredRow, output_hash: str | None = None) -> Event:
+        return self._parse(row[0], row[7], Row(*row[1:7]), output_hash)
+
     def parse_row(self, seq: int, body: str) -> Event:
-        """A row a query returned -> its typed event (LedgerError naming the file and the seq
-        when the body is damaged)."""
+        """An event's seq and body, as a query returned them -> its typed event (its row's
+        columns read by seq when the body leaves them out). LedgerError naming the file and the
+        seq when the body is damaged."""
         return self._parse(seq, body)
 
     def event(self, seq: int) -> Event:
-        body = queries.event_body(self.connection(), seq)
-        if body is None:
+        row = queries.event_row(self.connection(), seq)
+        if row is None:
             raise LedgerError(f"{self.path}: no event {seq}")
-        return self._parse(seq, body)
+        return self._stored(row)
 
     def completion(self, seq: int) -> StepCompleted:
         """The step_completed event at `seq`; LedgerError if it is anything else."""
@@ -174,20 +189,21 @@ class Ledger:
     def events(self, types: Iterable[str] | None = None, *, image_id: str | None = None,
                after: int = 0) -> Iterator[tuple[int, Event]]:
         """(seq, event) in ledger order, optionally of some types or of one image."""
-        for seq, body in queries.event_rows(self.connection(), types, image_id=image_id,
-                                            after=after):
-            yield seq, self._parse(seq, body)
+        for row in queries.event_rows(self.connection(), types, image_id=image_id,
+                                      after=after):
+            yield row[0], self._stored(row)
 
     def image_histories(self) -> Iterator[tuple[str, list[Event]]]:
         """Each image's record-making events, image by image in id order, each list in order."""
         current_id: str | None = None
         batch: list[Event] = []
-        for image_id, seq, body in queries.image_history_rows(self.connection()):
+        for row in queries.image_history_rows(self.connection()):
+            image_id = row[4]
             if image_id != current_id and batch:
                 yield current_id or "", batch
                 batch = []
             current_id = image_id
-            batch.append(self._parse(seq, body))
+            batch.append(self._stored(row))
         if batch:
             yield current_id or "", batch
 
@@ -199,20 +215,25 @@ class Ledger:
         conn = self.connection()
         completions = _Peek(queries.current_rows(conn, image_ids))
         failures = _Peek(queries.failed_rows(conn, image_ids))
-        for image_id, seq, body in queries.seed_rows(conn, image_ids):
-            seed = self._parse(seq, body)
+        for image_id, *stored in queries.seed_rows(conn, image_ids):
+            seed = self._stored(cast(queries.StoredRow, tuple(stored)))
             if not isinstance(seed, ImageSeeded):
-                raise LedgerError(f"{self.path}: event {seq} is a {seed.type} event, not the "
-                                  "image_seeded event a projection points at; see "
+                raise LedgerError(f"{self.path}: event {stored[0]} is a {seed.type} event, not "
+                                  "the image_seeded event a projection points at; see "
                                   "`auto_label status --check`")
-            current = [self.completion_of(row[1], row[2])
+            current = [self._completion(row[2:], row[1])
                        for row in completions.take(image_id)]
             yield Shown(image_id, seed, current, frozenset(row[1] for row in
                                                            failures.take(image_id)))
 
     def completion_of(self, seq: int, body: str) -> StepCompleted:
-        """The step_completed event of a row; LedgerError if it is anything else."""
-        event = self._parse(seq, body)
+        """The step_completed event of a seq and body; LedgerError if it is anything else."""
+        return self._checked_completion(seq, self._parse(seq, body))
+
+    def _completion(self, row: queries.StoredRow, output_hash: str) -> StepCompleted:
+        return self._checked_completion(row[0], self._stored(row, output_hash))
+
+    def _checked_completion(self, seq: int, event: Event) -> StepCompleted:
         if not isinstance(event, StepCompleted):
             raise LedgerError(f"{self.path}: event {seq} is a {event.type} event, not the "
                               "step_completed event a projection points at; see "
@@ -222,7 +243,7 @@ class Ledger:
     def latest(self, type_: str) -> Event | None:
         """The newest event of a type."""
         row = queries.latest_event_row(self.connection(), type_)
-        return self._parse(*row) if row is not None else None
+        return self._stored(row) if row is not None else None
 
     def count(self, type_: str | None = None) -> int:
         return queries.count_events(self.connection(), type_)

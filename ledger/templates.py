@@ -23,7 +23,7 @@ from typing import Any
 
 from auto_label.errors import LedgerError
 from auto_label.ledger import audit_queries
-from auto_label.ledger.events import RequestSent, RequestTemplate, parse_event
+from auto_label.ledger.events import RequestSent, RequestTemplate, Row, parse_event
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)(?:\|(json|jsonl))?\}")
 
@@ -116,9 +116,10 @@ class TemplateBook:
 
     def _load(self, run_id: str) -> dict[str, RequestTemplate]:
         loaded: dict[str, RequestTemplate] = {}
-        for seq, body in audit_queries.request_templates(self._conn, run_id):
+        for row in audit_queries.request_templates(self._conn, run_id):
+            seq = row[0]
             try:
-                event = parse_event(json.loads(body))
+                event = parse_event(json.loads(row[7]), Row(*row[1:7]))
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 raise LedgerError(f"{self._where}: event {seq} is damaged "
                                   f"({str(exc).splitlines()[0][:200]}); see "

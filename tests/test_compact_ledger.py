@@ -27,6 +27,7 @@ from auto_label.ledger.events import (
     RequestSent,
     RequestTemplate,
     ResponseReceived,
+    Row,
     StepCompleted,
     Usage,
     parse_event,
@@ -199,7 +200,8 @@ def test_a_ledger_of_e2b8715_shows_its_inline_prompts(main_ledger):
     with Ledger.open(root / "results", create=False) as ledger:
         requests = [e for _, e in ledger.events(["request_sent"])]
         images = audit_queries.image_ids(ledger.connection())
-    assert requests and all(isinstance(r, RequestSent) and r.v == 2 and r.prompt_template == ""
+    assert requests and all(isinstance(r, RequestSent) and r.v == RequestSent.class_version
+                            and r.prompt_template == ""
                             and r.prompt and r.parameters for r in requests)
     inline = {cast(RequestSent, r).request_id: cast(RequestSent, r).prompt for r in requests}
     shown = {e.event.request_id: e.sent.prompt for image in images
@@ -267,18 +269,19 @@ def _examples() -> list[Any]:
 @pytest.mark.parametrize("event", _examples(), ids=lambda e: e.type)
 def test_a_compact_body_reads_back_as_the_event(event):
     body = event.body()
-    assert parse_event(json.loads(body)) == event
+    row = Row(event.type, event.v, event.run_id, getattr(event, "image_id", None),
+              getattr(event, "step", None), event.at)
+    assert parse_event(json.loads(body), row) == event
     complete = event.model_dump(mode="json")
     assert len(body) <= len(json.dumps(complete, separators=(",", ":")))
     assert parse_event(complete) == event
 
 
-def test_bodies_leave_out_defaults_but_never_type_or_version():
+def test_bodies_leave_out_defaults_and_their_row_columns():
     response = ResponseReceived(run_id="r", request_id="q", image_id="i", step="0", attempt=1,
                                 text="t", latency_s=0.5)
     body = json.loads(response.body())
-    assert list(body)[:2] == ["v", "type"] and body["type"] == "response_received" and \
-        body["v"] == 3
+    assert body == {"request_id": "q", "text": "t", "latency_s": 0.5}  # the rest: the row's
     assert len(json.loads(response.model_dump_json())) > len(body)  # the model dump is whole
     assert {"thinking", "answer_in", "usage", "finish_reason"}.isdisjoint(body)
     assert {cls.__name__ for cls in EVENT_CLASSES if cls.compact_body} == {

@@ -56,7 +56,7 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
         assert names == known_migrations() == [
             "m001_initial", "m002_runs_from_events", "m003_image_frames", "m004_views",
-            "m005_compact_events", "m006_status_projections"]
+            "m005_compact_events", "m006_status_projections", "m007_bodies_without_columns"]
         assert ledger.count("image_seeded") == 1
 
 
@@ -158,9 +158,10 @@ def test_parse_event_upcasts_each_version_with_the_upcasters_beside_its_class():
                 "request_id": "q", "image_id": "img", "step": "0", "attempt": 1, "text": "{}",
                 "latency_s": 0.5}
     upcast = parse_event(response)
-    assert isinstance(upcast, ResponseReceived) and upcast.v == 3  # v1 -> v2 -> v3
+    assert isinstance(upcast, ResponseReceived) and upcast.v == 4  # v1 -> v2 -> v3 -> v4
     assert (upcast.model_version, upcast.response_id) == (None, None)
     assert (upcast.thinking, upcast.answer_in) == (None, "content")
+    assert upcast.finish_reason is None  # left out before v4: None, not v4's default "stop"
 
 
 def test_every_event_class_has_a_complete_upcaster_chain():

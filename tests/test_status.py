@@ -51,9 +51,9 @@ def test_status_reports_outcomes_failures_requests_and_tokens(results):
     ("UPDATE events SET body = json_set(body, '$.request_id', 'ghost') WHERE seq = "
      "(SELECT MIN(seq) FROM events WHERE type = 'response_received')",
      "never sent"),
-    ("UPDATE events SET image_id = 'other' WHERE seq = "
+    ("UPDATE events SET image_id = 'other' WHERE seq = "  # its body leaves image_id to the row
      "(SELECT MIN(seq) FROM events WHERE type = 'image_seeded')",
-     "disagree with the body"),
+     "is not its latest image_seeded event"),
     ("UPDATE runs SET status = 'aborted'", "run_started / run_finished events say"),
     ("DELETE FROM runs", "run_started / run_finished events say"),
 ])
