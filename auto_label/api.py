@@ -12,13 +12,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auto_label.backends.registry import create_backend
 from auto_label.errors import LedgerError
-from auto_label.exports import ALIASES, FORMATS, ExportOptions, formats_for
-from auto_label.exports.incremental import export_ledger
-from auto_label.exports.jsonl import ANNOTATIONS_FILE
 from auto_label.ledger.events import RunStarted
 from auto_label.ledger.store import Ledger
 from auto_label.pipelines.contract import Pipeline
@@ -33,8 +30,26 @@ from auto_label.pipelines.registry import get_pipeline
 from auto_label.spec import Spec
 from auto_label.spec_loader import load_spec
 
-EXPORT_FORMATS: tuple[str, ...] = (*FORMATS, *ALIASES)
+if TYPE_CHECKING:
+    from auto_label.exports import ExportOptions
+
+# the exports are imported when first used (`export`, or these names): a run's first request
+# does not wait for them (launch time, issue 12)
+EXPORT_FORMATS: tuple[str, ...]
 """The names `export(output_format=...)` takes."""
+ANNOTATIONS_FILE: str
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EXPORT_FORMATS":
+        from auto_label.exports import ALIASES, FORMATS
+
+        return (*FORMATS, *ALIASES)
+    if name == "ANNOTATIONS_FILE":
+        from auto_label.exports.jsonl import ANNOTATIONS_FILE
+
+        return ANNOTATIONS_FILE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,9 @@ def export(results_dir: str | Path, *, output_format: str | None = None,
     not fit the ledger's pipeline or options that do not fit the format, LedgerError when there
     is no ledger (or no run) in `results_dir`.
     """
+    from auto_label.exports import formats_for
+    from auto_label.exports.incremental import export_ledger
+
     results_dir = Path(results_dir)
     with Ledger.open(results_dir, create=False) as ledger:
         pipeline, spec = _run_of(ledger)

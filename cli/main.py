@@ -4,28 +4,61 @@ Exit codes: 0 every image completed every step; 1 some failed or were skipped; 2
 or input (one line on stderr, no traceback); 3 the endpoint's quota is spent or it is unavailable;
 130 / 143 stopped by SIGINT / SIGTERM (resumable).
 
-Each command lives in a module of its own; importing them registers them on `app`.
+Each command lives in a module of its own; importing it registers its commands on `app`. `main`
+imports only the module of the command it runs (a command's own imports, e.g. the exports or
+rich's tables, are not paid by the others: launch time, issue 12); the help, an unknown command or
+`app` taken from this module (`from auto_label.cli.main import app`) register them all.
 """
 
 from __future__ import annotations
 
-from auto_label.cli import (
-    audit_cmds,
-    batch_cmds,
-    eval_cmds,
-    init_cmds,
-    ledger_cmds,
-    review_cmds,
-    run_cmds,
-)
-from auto_label.cli.app import app
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["app", "audit_cmds", "batch_cmds", "eval_cmds", "init_cmds", "ledger_cmds", "main",
-           "review_cmds", "run_cmds"]
+if TYPE_CHECKING:
+    from auto_label.cli.app import app
+
+COMMAND_MODULES: dict[str, str] = {
+    "init": "init_cmds", "generate": "run_cmds", "probe": "run_cmds", "demo": "run_cmds",
+    "status": "ledger_cmds", "export": "ledger_cmds", "show": "audit_cmds",
+    "replay": "audit_cmds", "review": "review_cmds", "eval": "eval_cmds",
+    "batches": "batch_cmds",
+}
+"""command -> the module (of auto_label.cli) that registers it"""
+MODULES = ("audit_cmds", "batch_cmds", "eval_cmds", "init_cmds", "ledger_cmds", "review_cmds",
+           "run_cmds")
+
+__all__ = ["COMMAND_MODULES", "MODULES", "app", "commands", "main"]
+
+
+def commands(argv: Sequence[str] | None = None) -> Any:
+    """The Typer app with the command `argv` names registered (`argv`: the arguments after the
+    program's name, the command first), or every command when its first argument is not a
+    command that `COMMAND_MODULES` knows (an option such as --help or --version, a typo) or
+    `argv` is None."""
+    name = argv[0] if argv else None
+    modules = (COMMAND_MODULES[name],) if name in COMMAND_MODULES else MODULES
+    for module in modules:
+        importlib.import_module(f"auto_label.cli.{module}")
+    from auto_label.cli.app import app
+
+    return app
 
 
 def main() -> None:
-    app()
+    commands(sys.argv[1:] if sys.argv[1:] else None)()
+
+
+def __getattr__(name: str) -> Any:
+    """`app` and the command modules, every command registered."""
+    if name == "app":
+        return commands()
+    if name in MODULES:
+        commands()
+        return importlib.import_module(f"auto_label.cli.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":
