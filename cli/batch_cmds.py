@@ -17,7 +17,9 @@ from auto_label.errors import AutoLabelError
 def batches(
     results_dir: Annotated[Path, typer.Argument(help="A results_dir with a ledger.db.")],
     cancel: Annotated[bool, typer.Option(
-        "--cancel", help="Ask the provider to cancel every job still open.")] = False,
+        "--cancel", help="Ask the provider to cancel every job still open (stop the run "
+                         "first: a running one sends the unanswered requests again).",
+    )] = False,
     offline: Annotated[bool, typer.Option(
         "--offline", help="Only what the ledger says; do not ask the provider.")] = False,
 ) -> None:

@@ -251,3 +251,18 @@ def test_generate_batch_on_the_command_line(tmp_path, make_sim):
     assert "requests submitted" in done.output  # the progress says what the jobs do
     assert "batch jobs of up to 200 requests" in done.output.replace("\n", " ")
     assert sim.batch_job_counts()["openai"] == 2
+
+
+def test_an_internal_error_in_the_job_thread_fails_the_steps_instead_of_hanging(
+        tmp_path, make_sim, monkeypatch):
+    def broken(self, entries, key):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("auto_label.backends.openai_batch.OpenAIBatch.submit", broken)
+    data = write_grounding_dataset(tmp_path / "data", 3, seed=110)
+    sim = make_sim(seed=3, batch_delay=0.1)
+    summary = generate(load_spec(None, grounding_overrides(
+        tmp_path / "out", data.root, sim.openai_base_url, *batch("image_grounding"))))
+    assert not summary.complete
+    assert summary.failures["internal_error"] == 3
+    assert any("a bug" in example for example in summary.examples)

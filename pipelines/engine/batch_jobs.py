@@ -107,6 +107,10 @@ class BatchCoordinator:
         self._group_bytes = 0
         self._last_queued = clock()
         self._jobs: list[_Job] = []
+        self._submitting: list[_Pending] = []
+        """the group being submitted (in no job yet)"""
+        self._dead: BaseException | None = None
+        """what stopped the thread, if anything did: later requests fail with it at once"""
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="batch-jobs", daemon=True)
 
@@ -134,6 +138,8 @@ class BatchCoordinator:
             fingerprint=fingerprint))
         size = self.api.request_bytes(pending.entry)
         with self._cond:
+            if self._dead is not None:
+                raise self._dead
             self._group.append(pending)
             self._group_bytes += size
             self._last_queued = self.clock()
@@ -155,6 +161,20 @@ class BatchCoordinator:
     # -- the coordinator's thread --------------------------------------------------------------
 
     def _loop(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # a bug or a ledger that cannot be written: fail loudly
+            self.say(f"batch jobs: stopped by an internal error ({type(exc).__name__}: {exc})")
+            with self._cond:
+                self._dead = exc
+                waiting = [*self._group, *self._submitting,
+                           *(p for j in self._jobs for p in j.pending)]
+                self._group = []
+            for pending in waiting:  # each worker's step fails with it (internal_error)
+                if not pending.answer.done():
+                    pending.answer.set_exception(exc)
+
+    def _work(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait(timeout=0.05)
@@ -171,7 +191,9 @@ class BatchCoordinator:
             if ending:
                 return
             if group:
+                self._submitting = group
                 self._submit(group)
+                self._submitting = []
             for job in [j for j in self._jobs if j.final is None]:
                 if self.clock() >= job.next_poll:
                     self._poll(job)
