@@ -109,11 +109,12 @@ def test_finish_online_retries_failures_online(tmp_path, make_sim):
 
 
 KILLER = """
-import json, os, signal, sys
+import importlib, json, os, signal, sys
 from auto_label import generate, load_spec
-from auto_label.backends import openai_batch
 point, overrides = sys.argv[1], json.loads(sys.argv[2])
-real = {name: getattr(openai_batch.OpenAIBatch, name) for name in ("submit", "poll", "results")}
+module, name = (sys.argv[3] if len(sys.argv) > 3 else "openai_batch.OpenAIBatch").split(".")
+API = getattr(importlib.import_module(f"auto_label.backends.{module}"), name)
+real = {name: getattr(API, name) for name in ("submit", "poll", "results")}
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -138,9 +139,9 @@ def results(self, job_id):
         die()
     return found
 
-openai_batch.OpenAIBatch.submit = submit
-openai_batch.OpenAIBatch.poll = poll
-openai_batch.OpenAIBatch.results = results
+API.submit = submit
+API.poll = poll
+API.results = results
 generate(load_spec(None, overrides))
 """
 
@@ -176,6 +177,37 @@ def test_a_kill_at_any_point_then_a_rerun_submits_nothing_twice(tmp_path, make_s
     kinds = dict(rows)
     assert kinds["batch_finished"] == kinds["batch_created"]  # every job closed
     assert kinds["batch_submitted"] == 2
+
+
+@pytest.mark.parametrize("point", ["after_submit", "download"])
+def test_gemini_jobs_are_found_again_by_their_display_name(tmp_path, make_sim, point):
+    data = write_referring_dataset(tmp_path / "data", 3, seed=111)
+    sim = make_sim(seed=3, batch_delay=0.3)
+    overrides = referring_overrides(tmp_path / "out", data.root, sim,
+                                    *batch("image_referring_expression"), backend="gemini")
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    killed = subprocess.run([sys.executable, str(script), point, json.dumps(overrides),
+                             "gemini_batch.GeminiBatch"], capture_output=True, text=True,
+                            timeout=120,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert killed.returncode == -9, killed.stderr
+    assert len(sim.batch_jobs("gemini")) == 1
+    summary = generate(load_spec(None, overrides))
+    assert summary.complete
+    jobs = sim.batch_jobs("gemini")
+    assert jobs[0].requests == 2 * 3  # steps 0 and 1 of every image, in the job the kill left
+    assert asked_twice(sim) == {}
+
+
+def test_the_dry_run_prices_a_batch_run_at_the_batch_price(tmp_path):
+    from auto_label.estimate import dry_run
+
+    data = write_grounding_dataset(tmp_path / "data", 3, seed=112)
+    base = grounding_overrides(tmp_path / "out", data.root, "http://127.0.0.1:9/v1", *PRICE)
+    online = dry_run(load_spec(None, base)).cost
+    batched = dry_run(load_spec(None, [*base, "image_grounding.workflow.mode=batch"])).cost
+    assert online is not None and batched == pytest.approx(online / 2)
 
 
 PRICE = ("image_grounding.vlm.openai.price.input_per_million=1000",
