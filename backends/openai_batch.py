@@ -21,6 +21,7 @@ from auto_label.backends.base import (
     BackendError,
     BadResponse,
     ConnectionFailed,
+    EndpointMisconfigured,
     RequestTimeout,
     VLMResponse,
     error_for_status,
@@ -57,8 +58,13 @@ class OpenAIBatch:
                              "url": "/v1/chat/completions",
                              "body": self._backend.chat_body(e.request)}) for e in entries]
         data = ("\n".join(lines) + "\n").encode("utf-8")
-        uploaded = self._call(lambda: self._client.files.create(
-            file=(f"{key}.jsonl", data, "application/jsonl"), purpose="batch"))
+        try:
+            uploaded = self._call(lambda: self._client.files.create(
+                file=(f"{key}.jsonl", data, "application/jsonl"), purpose="batch"))
+        except EndpointMisconfigured as exc:  # vLLM and most compatible servers: no /v1/files
+            raise EndpointMisconfigured(
+                f"{self._backend.endpoint} has no batch API (POST /files: {exc}); use "
+                "workflow.mode: online with this server", status_code=404) from None
         created = self._call(lambda: self._client.batches.create(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions",
             completion_window="24h", metadata={KEY_FIELD: key}))

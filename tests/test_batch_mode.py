@@ -298,3 +298,53 @@ def test_an_internal_error_in_the_job_thread_fails_the_steps_instead_of_hanging(
     assert not summary.complete
     assert summary.failures["internal_error"] == 3
     assert any("a bug" in example for example in summary.examples)
+
+
+def test_a_server_without_a_batch_api_stops_the_run_with_one_line(tmp_path):
+    """vLLM serves no /v1/files: the run stops at the first job, saying so (a real HTTP server
+    on 127.0.0.1 that knows only GET /v1/models, as such a server answers)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from typer.testing import CliRunner
+
+    from auto_label.cli.main import app
+
+    class OnlyModels(BaseHTTPRequestHandler):
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [{"id": "sim-vlm",
+                                                             "object": "model"}]})
+            else:
+                self._send(404, {"detail": "Not Found"})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._send(404, {"detail": "Not Found"})  # vLLM's FastAPI answer to a route it lacks
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OnlyModels)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        data = write_grounding_dataset(tmp_path / "data", 2, seed=113)
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        spec = tmp_path / "spec.yaml"
+        spec.write_text("{}\n")
+        overrides = grounding_overrides(tmp_path / "out", data.root, url,
+                                        *batch("image_grounding"))
+        done = CliRunner().invoke(app, ["generate", "-e", str(spec), "--plain", *overrides])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.exit_code == 3, done.output
+    assert "has no batch API" in done.output and "Traceback" not in done.output
