@@ -8,6 +8,10 @@ the loader accepts) and valid as written.
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import itertools
 import json
 import textwrap
 import typing
@@ -47,6 +51,41 @@ def _comment(text: str | None, indent: str) -> list[str]:
     return [f"{indent}# {line}" for line in textwrap.wrap(flat, WIDTH - len(indent) - 2)]
 
 
+@functools.cache
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """The docstrings written under the annotated attributes of `cls`'s own body (`name: T`
+    followed by a string), cleaned as pydantic's `use_attribute_docstrings` cleans them; {}
+    when the class has no source (one made by `create_model`)."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    tree = ast.parse(textwrap.dedent(source))
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for before, statement in itertools.pairwise(body):
+        if (isinstance(before, ast.AnnAssign) and isinstance(before.target, ast.Name)
+                and isinstance(statement, ast.Expr)
+                and isinstance(statement.value, ast.Constant)
+                and isinstance(statement.value.value, str)):
+            docs[before.target.id] = inspect.cleandoc(statement.value.value)
+    return docs
+
+
+def field_description(model: type[BaseModel], name: str) -> str | None:
+    """What the key `name` of `model` means: its `Field(description=...)`, else the docstring
+    under it in the class that last declared it (the spec models keep their meanings there;
+    they are read here, when a spec or reference is written, rather than by pydantic when each
+    model is built: launch time, issue 12). None when neither says."""
+    description = model.model_fields[name].description
+    if description is not None:
+        return description
+    for cls in model.__mro__:
+        if name in vars(cls).get("__annotations__", {}):
+            return _attribute_docstrings(cls).get(name)
+    return None
+
+
 def _model_of(annotation: Any) -> type[BaseModel] | None:
     """The model a field holds (its own, or in `X | None`), if any."""
     candidates = [annotation, *typing.get_args(annotation)]
@@ -63,7 +102,7 @@ def _lines(model: type[BaseModel], values: Mapping[str, Any], indent: str,
     for name, field in model.model_fields.items():
         if name in skip:
             continue
-        yield from _comment(field.description, indent)
+        yield from _comment(field_description(model, name), indent)
         nested = _model_of(field.annotation)
         default = _default(field)
         if name in values:
@@ -138,7 +177,7 @@ def _rows(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str, str]]
             yield from _rows(nested, f"{prefix}{name}.")
             continue
         shown = "required" if field.is_required() else _scalar(default)
-        yield f"{prefix}{name}", shown, " ".join((field.description or "").split())
+        yield f"{prefix}{name}", shown, " ".join((field_description(model, name) or "").split())
 
 
 def spec_reference(pipeline: str) -> str:

@@ -170,7 +170,7 @@ class SmartResize(BaseModel):
     patch_size 14 x merge_size 2, min_pixels 3136, max_pixels 12845056); servers are often started
     with a lower max_pixels (vLLM's --mm-processor-kwargs), which `auto_label probe` finds."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     factor: int = Field(default=28, ge=1, le=1024)
     min_pixels: int = Field(default=3136, ge=1)
@@ -212,9 +212,10 @@ class BackendConfig(BaseModel):
     the ledger or a log never holds it. `coordinates` and `smart_resize` left out of the spec, or
     `null`, come from the model's profile (`backends.profiles.model_frame`); any other value
     always wins (`smart_resize: false`: no processor resize, even for a profile that has one).
+    The docstring under a key says what it means (`auto_label init` shows it).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     DEFAULT_COORDINATES: ClassVar[Convention] = "xyxy_pixel"
     """the convention of a model without a profile"""

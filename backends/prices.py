@@ -173,7 +173,7 @@ class PriceSetting(BaseModel):
     table does not know it or knows it wrong. It never enters a fingerprint (a price does not
     change an answer)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     input_per_million: float = Field(ge=0)
     output_per_million: float = Field(ge=0)

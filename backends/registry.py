@@ -52,7 +52,7 @@ def plugins() -> dict[str, BackendPlugin]:
 class VLMConfigBase(BaseModel):
     """The `vlm` block: `backend` and one `vlm.<name>` block per registered backend."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: str = DEFAULT_BACKEND
     """which vlm.<backend> block the run uses"""

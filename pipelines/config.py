@@ -14,9 +14,11 @@ from auto_label.pipelines.images.decode import PILLOW_MAX_IMAGE_PIXELS, IngestSe
 
 
 class ConfigBlock(BaseModel):
-    """A block of the spec: unknown keys are errors, values are frozen."""
+    """A block of the spec: unknown keys are errors, values are frozen. The docstring under a
+    key says what it means (`auto_label init` reads it through
+    `spec_template.field_description`; pydantic does not, so importing the models stays quick)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RetryConfig(ConfigBlock):
