@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from auto_label.errors import AutoLabelError
 from auto_label.version import __version__
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COMMANDS = ("init", "generate", "status", "show", "replay", "export", "review", "eval", "probe",
             "demo")
@@ -71,15 +75,49 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(highlight=False, soft_wrap=True)
-if not out.is_terminal:  # a pipe or a log file: lay tables out wide rather than cut their cells
-    out.width = PIPE_WIDTH
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# the consoles are made on first use: rich takes about 15 ms to import, which a run with plain
+# progress lines does not wait for before its first request (launch time, issue 12)
+out: Console
+"""stdout's console (on a pipe or in a log file, tables are laid out PIPE_WIDTH wide)"""
+err: Console
+"""stderr's console"""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("out", "err"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    console = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+    if name == "out" and not console.is_terminal:  # lay tables out wide rather than cut cells
+        console.width = PIPE_WIDTH
+    globals()[name] = console
+    return console
+
+
+def _console(name: str) -> Console:
+    made = globals().get(name)
+    console: Console = __getattr__(name) if made is None else made
+    return console
+
+
+def stdout_is_terminal() -> bool:
+    """`out.is_terminal`, without making `out` (importing rich) when the answer is plainly no:
+    stdout is not a terminal and neither TTY_COMPATIBLE nor FORCE_COLOR is set (rich then says
+    no too: rich/console.py, Console.is_terminal)."""
+    if globals().get("out") is None and not {"TTY_COMPATIBLE", "FORCE_COLOR"} & os.environ.keys():
+        isatty = getattr(sys.stdout, "isatty", None)
+        try:
+            if isatty is None or not isatty():
+                return False
+        except ValueError:  # closed
+            return False
+    return _console("out").is_terminal
 
 
 def _print_version(value: bool) -> None:
     if value:
-        out.print(f"auto_label {__version__}", markup=False)
+        _console("out").print(f"auto_label {__version__}", markup=False)
         raise typer.Exit()
 
 
@@ -93,7 +131,7 @@ def _options(
 
 
 def fail(error: AutoLabelError) -> typer.Exit:
-    err.print(f"error: {error}", markup=False)
+    _console("err").print(f"error: {error}", markup=False)
     return typer.Exit(error.exit_code)
 
 
@@ -104,7 +142,7 @@ class Signals:
     def __init__(self, stop: threading.Event,
                  say: Callable[[str], None] | None = None) -> None:
         self.stop = stop
-        self.say = say or (lambda message: err.print(message, markup=False))
+        self.say = say or (lambda message: _console("err").print(message, markup=False))
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 

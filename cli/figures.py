@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 from auto_label.api import RunInfo, Snapshot, StepFigures, Tokens
-from auto_label.estimate import usd as format_usd
 
 
 def duration(seconds: float | None) -> str:
@@ -37,6 +36,8 @@ def per_minute(value: float) -> str:
 def usd(cost: float) -> str:
     """Dollars as every part of the tool writes them (the budget's messages included):
     $1,234.56, $0.0200, <$0.0001."""
+    from auto_label.estimate import usd as format_usd  # with the dry run's modules: when needed
+
     return format_usd(cost)
 
 

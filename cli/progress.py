@@ -7,14 +7,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
-
-from rich.console import Console, RenderableType
-from rich.live import Live
+from typing import TYPE_CHECKING, TextIO
 
 from auto_label.api import RunInfo, Snapshot
 from auto_label.cli import figures
-from auto_label.cli.live_view import render
+
+if TYPE_CHECKING:  # rich is imported by the live view only: plain lines need none of it
+    from rich.console import Console, RenderableType
+    from rich.live import Live
 
 MIN_STALL = 60.0
 """seconds without an outcome before the plain log says the run is held up (at least)"""
@@ -31,12 +31,16 @@ class RichProgress:
         self._live: Live | None = None
 
     def begin(self, info: RunInfo, snapshot: Callable[[], Snapshot]) -> None:
+        from rich.live import Live
+
         self._info, self._snapshot = info, snapshot
         self._live = Live(get_renderable=self._render, console=self.console, transient=False,
                           refresh_per_second=self.refresh)
         self._live.start(refresh=True)
 
     def _render(self) -> RenderableType:
+        from auto_label.cli.live_view import render
+
         return render(self._info, self._snapshot(), self.console.width)
 
     def note(self, message: str) -> None:

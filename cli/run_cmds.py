@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from auto_label import api
-from auto_label.cli.app import Signals, app, fail, out
+from auto_label.cli import app as cli
+from auto_label.cli.app import Signals, app, fail, stdout_is_terminal
 from auto_label.errors import AutoLabelError
 
 
@@ -65,7 +66,8 @@ def generate(
         return
     try:
         loaded = api.load_spec(spec, overrides or [])
-        progress = RichProgress(out) if out.is_terminal and not plain else PlainProgress()
+        progress = RichProgress(cli.out) if not plain and stdout_is_terminal() else \
+            PlainProgress()
         with Signals(stop, say=progress.note) as signals:
             summary = api.generate(loaded, progress=progress, stop=stop,
                                    retry_failed=retry_failed, limit=limit)
@@ -76,6 +78,7 @@ def generate(
     from auto_label.cli.invocation import command_line
     from auto_label.cli.summary import print_summary
 
+    out = cli.out
     print_summary(out, summary)
     if signals.received is not None:
         out.print(f"stopped by {signal.Signals(signals.received).name}; everything answered so "
@@ -98,7 +101,7 @@ def _dry_run(spec: Path, overrides: list[str], retry_failed: bool, limit: int | 
         report = dry_run(spec, overrides, retry_failed=retry_failed, limit=limit)
     except AutoLabelError as error:
         raise fail(error) from None
-    print_dry_run(out, report)
+    print_dry_run(cli.out, report)
 
 
 @app.command()
@@ -121,6 +124,7 @@ def probe(
     from auto_label.probing import probe as run_probe
     from auto_label.probing import write_fit
 
+    out = cli.out
     try:
         report = run_probe(spec, overrides or [])
     except AutoLabelError as error:
@@ -148,6 +152,8 @@ def demo(
     from auto_label.cli.demo import run_demo
     from auto_label.cli.invocation import command_name
     from auto_label.cli.progress import PlainProgress, RichProgress
+
+    out = cli.out
 
     def progress() -> RichProgress | PlainProgress:
         return RichProgress(out) if out.is_terminal else PlainProgress()
