@@ -63,12 +63,19 @@ class Spec(ConfigBlock):
 
 
 @functools.cache
-def spec_model() -> type[Spec]:
-    """The spec's model, from the pipeline and backend registries."""
+def spec_model(selected: str | None = None) -> type[Spec]:
+    """The spec's model, from the pipeline and backend registries. `selected` (a pipeline's
+    name): the model for specs whose autolabel_type names it, the same keys with every other
+    pipeline's block typed None (those blocks are dropped before validation anyway), so that the
+    other pipelines' modules are not imported (launch time, issue 12); None: every block."""
     vlm = vlm_config_model()
     names = Literal.__getitem__(tuple(PIPELINES))  # the registered names, as a Literal type
     fields: dict[str, Any] = {"autolabel_type": (names, ...)}
-    for name, pipeline in PIPELINES.items():
+    for name in PIPELINES:
+        if selected is not None and name != selected:
+            fields[name] = (None, None)
+            continue
+        pipeline = PIPELINES[name]
         title = "".join(part.title() for part in name.split("_")) + "Block"
         block = create_model(title, __base__=PipelineBlock, vlm=(vlm, vlm()),
                              workflow=(pipeline.workflow, pipeline.workflow.model_validate({})),

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from auto_label.errors import SpecError
 from auto_label.pipelines.inputs import shown_path
+from auto_label.pipelines.registry import PIPELINES
 from auto_label.spec import Spec, keys_at, spec_model
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -191,10 +192,11 @@ def load_spec(path: str | Path | None, overrides: Sequence[str] = ()) -> Spec:
         key, value = parse_override(text)
         _set(data, key, value, repr(_show(text)))
         from_override[key] = text
+    selected = data.get("autolabel_type")
+    known = selected if isinstance(selected, str) and selected in PIPELINES else None
     try:
-        return spec_model().model_validate(data)
+        return spec_model(known).model_validate(data)
     except ValidationError as exc:
-        selected = data.get("autolabel_type")
         raise SpecError(_first_error(exc, source, lines, from_override,
                                      selected if isinstance(selected, str) else None)) from None
 
