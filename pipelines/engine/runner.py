@@ -80,6 +80,8 @@ class _Image:
     """what the ledger held of this image when it was planned"""
     pending: int = 1
     """its tasks not ended, plus one while it is planned: at 0 it leaves `InFlight`"""
+    seen: bool = True
+    """the ledger held its seed when planned (else no answer of it is stored: seeds come first)"""
 
 
 def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
@@ -203,7 +205,7 @@ class _Run:
 
     def _plan_image(self, item: ImageInput, known: Known) -> None:
         """Its steps decided now when its seed still holds, else its seeding queued."""
-        image = _Image(item, projections=known.projections)
+        image = _Image(item, projections=known.projections, seen=known.row is not None)
         try:
             stat = item.path.stat()
         except OSError:
@@ -235,6 +237,8 @@ class _Run:
     def _decide(self, image: _Image) -> None:
         """Plan what can be planned for `image` now and act on it (lock held)."""
         assert image.facts is not None
+        if image.progress.decided >= self.settings.selected:
+            return  # every step this run runs is decided: nothing left to plan
         image.progress, decisions = planning.decide(image.facts, image.progress, self.settings,
                                                     image.projections)
         for decision in decisions:
@@ -344,7 +348,7 @@ class _Run:
         job = StepJob(item.image_id, step, ask.fingerprint, ask.upstream,
                       self._step_input(image, step, prepared), prepared,
                       request_fingerprint=ask.request_fingerprint)
-        stored = [] if self.settings.force else stored_answers(
+        stored = [] if self.settings.force or not image.seen else stored_answers(
             self.session.ledger, item.image_id, step.number, job.asked)
         result = self.executor.reuse(job, stored) or self.executor.execute(job)
         if isinstance(result, Completed):
