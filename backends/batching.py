@@ -53,10 +53,8 @@ class BatchAPI(Protocol):
     max_requests: int
     """the most requests one job may hold (the provider's documented limit)"""
     max_bytes: int
-    """the most bytes of requests one job may hold (the provider's documented limit)"""
-    discount: float
-    """the share of the online price a batch answer costs (0.5: half), with its source in the
-    implementing module"""
+    """the most bytes of requests one job may hold (the provider's documented limit); what a
+    batch answer costs is `prices.BATCH_DISCOUNT`, by backend"""
 
     def submit(self, entries: Sequence[BatchEntry], key: str) -> str:
         """Create a job of `entries` carrying `key`; its job id. Raises BackendError."""

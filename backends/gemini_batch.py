@@ -28,7 +28,6 @@ from auto_label.backends.base import (
     error_for_status,
 )
 from auto_label.backends.batching import BatchEntry, JobLost, JobState
-from auto_label.backends.prices import BATCH_DISCOUNT
 
 if TYPE_CHECKING:
     from google import genai
@@ -47,7 +46,6 @@ class GeminiBatch:
     max_requests = 100_000
     """no documented count limit; the Files API's 2 GB per file bounds a job (max_bytes)"""
     max_bytes = 2 * 1024 * 1024 * 1024
-    discount = BATCH_DISCOUNT["gemini"]
 
     def __init__(self, backend: GeminiBackend, client: genai.Client) -> None:
         self._backend = backend

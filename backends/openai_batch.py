@@ -26,8 +26,7 @@ from auto_label.backends.base import (
     VLMResponse,
     error_for_status,
 )
-from auto_label.backends.batching import BatchEntry, JobState
-from auto_label.backends.prices import BATCH_DISCOUNT
+from auto_label.backends.batching import BatchEntry, JobLost, JobState
 
 if TYPE_CHECKING:
     import openai
@@ -43,7 +42,6 @@ DONE = frozenset({"completed", "failed", "expired", "cancelled"})
 class OpenAIBatch:
     max_requests = 50_000
     max_bytes = 200 * 1024 * 1024
-    discount = BATCH_DISCOUNT["openai"]
 
     def __init__(self, backend: OpenAIBackend, client: openai.OpenAI) -> None:
         self._backend = backend
@@ -143,7 +141,7 @@ def _outcome(line: str, where: str) -> tuple[str, VLMResponse | BackendError]:
     if isinstance(status, int):
         return custom_id, error_for_status(status, f"HTTP {status} inside the batch job: "
                                                    f"{message or 'no message'}")
-    return custom_id, _job_error(message or "no answer", error)
+    return custom_id, JobLost(f"the batch job did not answer ({message or 'no answer'})")
 
 
 def _message(error: object) -> str:
@@ -151,9 +149,3 @@ def _message(error: object) -> str:
         code, text = error.get("code"), error.get("message")
         return ": ".join(str(p) for p in (code, text) if p)
     return ""
-
-
-def _job_error(message: str, error: dict[str, Any] | None) -> BackendError:
-    from auto_label.backends.batching import JobLost
-
-    return JobLost(f"the batch job did not answer ({message})")

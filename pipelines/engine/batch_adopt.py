@@ -28,8 +28,6 @@ from auto_label.ledger.events import (
     BatchSubmitted,
     BatchUpdated,
     Event,
-    ResponseReceived,
-    Usage,
 )
 from auto_label.ledger.store import Ledger
 from auto_label.ledger.writer import LedgerWriter
@@ -38,7 +36,9 @@ from auto_label.pipelines.engine.batch_jobs import (
     MAX_POLL_SECONDS,
     BatchCoordinator,
     batch_api_of,
+    usage_of,
 )
+from auto_label.pipelines.engine.execute import response_event
 from auto_label.pipelines.engine.options import RunOptions
 from auto_label.pipelines.engine.session import RunSession
 
@@ -113,7 +113,7 @@ def _record(ledger: Ledger, writer: LedgerWriter, run_id: str, job: BatchJobView
     known = _recorded(ledger, {r.image_id for r in job.requests})
     events: list[Event] = []
     answered = failed = unanswered = 0
-    sums = [0, 0, 0]
+    came: list[VLMResponse] = []
     for request in job.requests:
         outcome = results.get(request.request_id)
         if outcome is None:
@@ -124,18 +124,9 @@ def _record(ledger: Ledger, writer: LedgerWriter, run_id: str, job: BatchJobView
         rid, image_id, step, attempt = (request.request_id, request.image_id, request.step,
                                         request.attempt)
         response = outcome if isinstance(outcome, VLMResponse) else outcome.response
-        if response is not None:
-            events.append(ResponseReceived(
-                run_id=run_id, request_id=rid, image_id=image_id, step=step, attempt=attempt,
-                text=response.text, finish_reason=response.finish_reason,
-                usage=Usage(prompt_tokens=response.prompt_tokens,
-                            completion_tokens=response.completion_tokens,
-                            thinking_tokens=response.thinking_tokens),
-                latency_s=0.0, model_version=response.model_version,
-                response_id=response.response_id, thinking=response.thinking))
-            for i, value in enumerate((response.prompt_tokens, response.completion_tokens,
-                                       response.thinking_tokens)):
-                sums[i] += value or 0
+        if response is not None:  # latency unknown: the job ran while no run watched
+            events.append(response_event(run_id, rid, image_id, step, attempt, response, 0.0))
+            came.append(response)
         if isinstance(outcome, BackendError):
             failed += 1
             events.append(AttemptFailed(
@@ -144,9 +135,7 @@ def _record(ledger: Ledger, writer: LedgerWriter, run_id: str, job: BatchJobView
         else:
             answered += 1
     events.append(BatchFinished(run_id=run_id, key=job.key, state=state, answered=answered,
-                                failed=failed, unanswered=unanswered,
-                                usage=Usage(prompt_tokens=sums[0], completion_tokens=sums[1],
-                                            thinking_tokens=sums[2])))
+                                failed=failed, unanswered=unanswered, usage=usage_of(came)))
     writer.put(*events)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -57,6 +57,14 @@ def batch_api_of(backend: Backend, key: str) -> BatchAPI:
     api = make()
     assert isinstance(api, BatchAPI)
     return api
+
+
+def usage_of(responses: Iterable[VLMResponse]) -> Usage:
+    """The tokens of the answers a job brought back (blocked ones included: they are billed)."""
+    answers = list(responses)
+    return Usage(prompt_tokens=sum(r.prompt_tokens or 0 for r in answers),
+                 completion_tokens=sum(r.completion_tokens or 0 for r in answers),
+                 thinking_tokens=sum(r.thinking_tokens or 0 for r in answers))
 
 
 def job_key(requests: list[BatchRequest]) -> str:
@@ -279,18 +287,18 @@ class BatchCoordinator:
                  error: BackendError | None) -> None:
         """Hand each worker its outcome; `batch_finished` follows once they recorded them."""
         answered = failed = unanswered = 0
-        prompt = completion = thinking = 0
+        came: list[VLMResponse] = []
         with self._cond:
             job.recording = {p.request.request_id for p in job.pending}
         for pending in job.pending:
             outcome = results.get(pending.request.request_id)
             if isinstance(outcome, VLMResponse):
                 answered += 1
-                prompt += outcome.prompt_tokens or 0
-                completion += outcome.completion_tokens or 0
-                thinking += outcome.thinking_tokens or 0
+                came.append(outcome)
                 pending.answer.set_result(outcome)
                 continue
+            if outcome is not None and outcome.response is not None:  # blocked: billed too
+                came.append(outcome.response)
             if outcome is None:
                 unanswered += 1
                 outcome = error or JobLost(f"the batch job {job.job_id} ended ({state.state}) "
@@ -301,9 +309,7 @@ class BatchCoordinator:
         with self._cond:
             job.final = BatchFinished(
                 run_id=self.run_id, key=job.key, state=state.state, answered=answered,
-                failed=failed, unanswered=unanswered,
-                usage=Usage(prompt_tokens=prompt, completion_tokens=completion,
-                            thinking_tokens=thinking))
+                failed=failed, unanswered=unanswered, usage=usage_of(came))
             self._cond.notify_all()
         self.say(f"batch job {job.job_id}: {state.state}; {answered} answered, {failed} failed "
                  f"inside it, {unanswered} unanswered")

@@ -57,6 +57,23 @@ class Pacer(Protocol):
         """Start no request for `seconds` (the endpoint asked every client to wait)."""
 
 
+def response_event(run_id: str, request_id: str, image_id: str, step: str, attempt: int,
+                   response: VLMResponse, latency: float,
+                   answer_in: str = "content") -> ResponseReceived:
+    """The `response_received` event of an answer (`latency` in seconds; `answer_in`: where the
+    answer was read, `reasoning` or the content)."""
+    return ResponseReceived(
+        run_id=run_id, request_id=request_id, image_id=image_id, step=step, attempt=attempt,
+        text=response.text, finish_reason=response.finish_reason,
+        usage=Usage(prompt_tokens=response.prompt_tokens,
+                    completion_tokens=response.completion_tokens,
+                    thinking_tokens=response.thinking_tokens),
+        latency_s=round(latency, 4), model_version=response.model_version,
+        response_id=response.response_id, thinking=response.thinking,
+        answer_in="reasoning" if answer_in == "reasoning" else "content",
+    )
+
+
 class Transport(Protocol):
     """How a request reaches the model when not directly (batch mode: `batch_jobs`)."""
 
@@ -305,17 +322,8 @@ class StepExecutor:
 
     def _received(self, job: StepJob, request_id: str, number: int, response: VLMResponse,
                   latency: float, answer_in: str) -> ResponseReceived:
-        return ResponseReceived(
-            run_id=self.run_id, request_id=request_id, image_id=job.image_id,
-            step=job.step.number, attempt=number, text=response.text,
-            finish_reason=response.finish_reason,
-            usage=Usage(prompt_tokens=response.prompt_tokens,
-                        completion_tokens=response.completion_tokens,
-                        thinking_tokens=response.thinking_tokens),
-            latency_s=round(latency, 4), model_version=response.model_version,
-            response_id=response.response_id, thinking=response.thinking,
-            answer_in="reasoning" if answer_in == "reasoning" else "content",
-        )
+        return response_event(self.run_id, request_id, job.image_id, job.step.number, number,
+                              response, latency, answer_in)
 
     def _complete(self, job: StepJob, output: StepOutput, request_id: str | None,
                   received: ResponseReceived | None) -> Completed:

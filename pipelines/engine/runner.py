@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from auto_label.backends.base import Backend, PreparedImage
+from auto_label.backends.prices import BATCH_DISCOUNT
 from auto_label.errors import RunAborted
 from auto_label.ledger import queries
 from auto_label.ledger.events import (
@@ -119,8 +120,8 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
             scan = scan.first(options.limit)
         summary.run_id, summary.images = session.run_id, scan.count
         jobs = batch_mode(options, pipeline.name, backend, session, stop, tracker.note)
-        price = options.price.scaled(jobs.api.discount) if jobs and options.price else \
-            options.price
+        price = options.price.scaled(BATCH_DISCOUNT.get(backend.name, 1.0)) \
+            if jobs and options.price else options.price
         budget = run_budget(price, options.max_cost, backend, summary=summary,
                             key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
