@@ -309,7 +309,7 @@ class _Planner:
         sent = answers[0].request
         ctx = StepInput(image_id=item.image_id, caption=item.caption, extra=item.extra,
                         upstream=upstream, convention=self.convention,
-                        sent_size=(sent.sent_width, sent.sent_height), original_size=size)
+                        sent_size=sent.sent_size(size), original_size=size)
         found = reread(step, ctx, answers)
         if found is None or not isinstance(found.result, Answer):
             return None

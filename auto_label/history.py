@@ -55,6 +55,9 @@ class HistoryEntry:
     """for a request whose prompt cannot be rebuilt (a damaged ledger): why"""
     image_sha256: str | None = None
     """for a request: the sha256 of the file sent (its seed's when the request names none)"""
+    sent_size: tuple[int, int] | None = None
+    """for a request: (width, height) of the image as sent (its seed's upright size when the
+    request names none)"""
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,10 @@ def _as_sent(entry: HistoryEntry) -> dict[str, Any]:
     if entry.sent is None:
         return {}
     sent = entry.sent
-    return {"prompt": sent.prompt, "backend": sent.backend, "model": sent.model,
-            "parameters": sent.parameters, "image_sha256": entry.image_sha256}
+    size = entry.sent_size or (None, None)
+    return {"prompt": sent.prompt, "prompt_template": sent.template, "backend": sent.backend,
+            "model": sent.model, "parameters": sent.parameters,
+            "image_sha256": entry.image_sha256, "sent_width": size[0], "sent_height": size[1]}
 
 
 def image_history(results_dir: str | Path, image_id: str, *,
@@ -138,9 +143,10 @@ class HistoryReader:
         used_requests = {c.request_id for c in valid.values() if c.request_id}
         entries = []
         seed_sha: str | None = None
+        seed_size = (0, 0)
         for seq, event in events:
             if isinstance(event, ImageSeeded):
-                seed_sha = event.sha256
+                seed_sha, seed_size = event.sha256, (event.width, event.height)
             event_step = getattr(event, "step", None)
             if step is not None and event_step is not None and event_step != step:
                 continue
@@ -151,10 +157,13 @@ class HistoryReader:
             else:
                 in_record = False
             how = sent.get(seq)
-            file_sha = event.image_sha256 or seed_sha if isinstance(event, RequestSent) else None
-            entries.append(HistoryEntry(seq, runs.get(event.run_id, 0), event, in_record,
-                                        how if isinstance(how, SentRequest) else None,
-                                        how if isinstance(how, str) else None, file_sha))
+            request = event if isinstance(event, RequestSent) else None
+            entries.append(HistoryEntry(
+                seq, runs.get(event.run_id, 0), event, in_record,
+                how if isinstance(how, SentRequest) else None,
+                how if isinstance(how, str) else None,
+                request.image_sha256 or seed_sha if request else None,
+                request.sent_size(seed_size) if request else None))
         record = project(state, pipeline).record
         return ImageHistory(image_id, pipeline.name, self.names, entries, record)
 
@@ -168,6 +177,10 @@ def _block(label: str, text: str | None) -> list[str]:
         return []
     rows = text.splitlines() or [""]
     return [f"    {label:<7}| {rows[0]}", *(f"    {'':<7}| {row}" for row in rows[1:])]
+
+
+def _size(size: tuple[int, int] | None) -> str:
+    return f"{size[0]}x{size[1]}" if size else "?"
 
 
 def _short(fingerprint: str) -> str:
@@ -204,7 +217,7 @@ def describe(entry: HistoryEntry, steps: dict[str, str]) -> list[str]:
         prompt = sent.prompt if sent is not None else f"(cannot be read: {entry.unreadable})"
         return [head + f"request {event.request_id}, attempt {event.attempt}, "
                 f"{sent.model if sent is not None else '?'}, "
-                f"image sent at {event.sent_width}x{event.sent_height}, fingerprint "
+                f"image sent at {_size(entry.sent_size)}, fingerprint "
                 f"{_short(event.fingerprint)}{mark}", *_block("prompt", prompt)]
     if isinstance(event, ResponseReceived):
         answered = f", answer read from the {event.answer_in}" \

@@ -88,7 +88,7 @@ def _probe(spec: Spec, backend: Backend, stop: threading.Event) -> ProbeReport:
                                spec=spec.dump(), backend=backend.name, model=backend.model,
                                force=False, purpose="probe")
     executor = StepExecutor(backend, session.writer, block.workflow.retries, stop,
-                            run_id=session.run_id, generation=0,
+                            run_id=session.run_id, run_number=session.number, generation=0,
                             pacer=Pacer(block.workflow.rpm), spec_block=spec.autolabel_type)
     answers: dict[str, ProbeAnswer] = {}
     failures: list[str] = []

@@ -272,7 +272,8 @@ class _Builder:
         self.out = Collected()
         self.executor = StepExecutor(
             cast(Backend, backend), cast(LedgerWriter, self.out), spec.block.workflow.retries,
-            threading.Event(), run_id=session.run_id, generation=session.generation,
+            threading.Event(), run_id=session.run_id, run_number=session.number,
+            generation=session.generation,
             spec_block=pipeline.name)
 
     def events(self, index: int, kind: Kind, item: ImageInput) -> list[Event]:

@@ -65,13 +65,18 @@ def _problems(ledger: Ledger) -> Iterator[str]:
         yield from (f"sqlite integrity_check: {line}" for line in result)
         return
     completions = queries.completion_rows(conn)
-    requests: set[str] = set()
+    requests: dict[str, str] = {}
+    """request id -> its fingerprint"""
     templates: dict[tuple[str, str], str] = {}
     expected = _Expected()
     for seq, kind, version, run_id, image_id, step, at, body in queries.all_event_rows(conn):
         where = f"event {seq} ({kind})"
         try:
-            event = parse_event(json.loads(body), Row(kind, version, run_id, image_id, step, at))
+            raw = json.loads(body)
+            if kind == "step_completed" and isinstance(raw, dict) and "type" not in raw \
+                    and "fingerprint" not in raw and raw.get("request_id") in requests:
+                raw["fingerprint"] = requests[raw["request_id"]]  # its request's (v6)
+            event = parse_event(raw, Row(kind, version, run_id, image_id, step, at))
         except (ValueError, ValidationError) as exc:
             first = str(exc).splitlines()[0]
             yield f"{where}: body does not parse as an event: {first}"
@@ -83,8 +88,10 @@ def _problems(ledger: Ledger) -> Iterator[str]:
             expected.seeds[event.image_id] = seq
         elif isinstance(event, RequestTemplate):
             templates.setdefault((event.run_id, event.template), event.text)
+            if event.step is not None:  # the step's template: the first the run recorded
+                templates.setdefault((event.run_id, f"step {event.step}"), event.text)
         elif isinstance(event, RequestSent):
-            requests.add(event.request_id)
+            requests[event.request_id] = event.fingerprint
             yield from _request_problems(where, event, templates)
             if event.image_sha256 is None and event.image_id not in expected.seeds:
                 yield f"{where}: names no image file, and {event.image_id} was never seeded " \
@@ -127,12 +134,14 @@ def _problems(ledger: Ledger) -> Iterator[str]:
 
 def _request_problems(where: str, event: RequestSent,
                       templates: dict[tuple[str, str], str]) -> Iterator[str]:
-    if not event.prompt_template:  # recorded before templates: the prompt is inline
+    if event.prompt_template == "":  # recorded before templates: the prompt is inline
         return
-    text = templates.get((event.run_id, event.prompt_template))
+    key = event.prompt_template if event.prompt_template is not None else f"step {event.step}"
+    text = templates.get((event.run_id, key))
     if text is None:
-        yield f"{where}: its prompt template {event.prompt_template} was not recorded " \
-              "by its run before it"
+        named = f"its prompt template {event.prompt_template}" \
+            if event.prompt_template is not None else f"the prompt template of step {event.step}"
+        yield f"{where}: {named} was not recorded by its run before it"
         return
     try:
         render(text, event.prompt_vars)

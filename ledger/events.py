@@ -25,12 +25,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from auto_label.ledger.event_base import EventBase as EventBase
 from auto_label.ledger.event_base import Row as Row
 from auto_label.ledger.event_base import columns_in_row
 from auto_label.ledger.fingerprint import content_hash
+from auto_label.ledger.image_events import DEFAULT_INGEST as DEFAULT_INGEST
+from auto_label.ledger.image_events import ImageRejected as ImageRejected
+from auto_label.ledger.image_events import ImageSeeded as ImageSeeded
 from auto_label.ledger.request_events import AttemptFailed as AttemptFailed
 from auto_label.ledger.request_events import RequestSent as RequestSent
 from auto_label.ledger.request_events import RequestTemplate as RequestTemplate
@@ -90,120 +93,14 @@ class RunFinished(_Event):
     message: str = ""
 
 
-class ImageSeeded(_Event):
-    """An image read and checked: its file, and the frame its boxes are stored in."""
-
-    class_version = 4
-    compact_body = True
-    type: Literal["image_seeded"] = "image_seeded"
-    image_id: str
-    path: str
-    sha256: str
-    width: int = Field(description="of the upright image (EXIF orientation applied): the frame "
-                                   "every box of the image is stored in")
-    height: int
-    size: int
-    mtime_ns: int
-    caption: str | None = None
-    extra: dict[str, Any] = Field(default_factory=dict, description="pipeline inputs, e.g. boxes")
-    source: str = Field(default="", description="where the image came from, e.g. input.jsonl:12")
-    format: str | None = Field(default=None, description="the format found in the content")
-    stored_width: int | None = Field(default=None, description="as stored in the file")
-    stored_height: int | None = None
-    orientation: int = Field(default=1, description="the EXIF orientation applied (1: none)")
-    conversion: str | None = Field(
-        default=None, description="what was done that changes what the model sees (a pixel "
-                                  "mode converted, transparency composited, a first frame...)")
-    ingest: str = Field(default="", description="how it was ingested: a change seeds it again")
-
-    @staticmethod
-    def upcast_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
-        """v1 (0.1.0) sent the stored pixels: the frame is the stored size, nothing applied."""
-        return {**raw, "v": 2, "format": None, "stored_width": raw.get("width"),
-                "stored_height": raw.get("height"), "orientation": 1, "conversion": None,
-                "ingest": ""}
-
-    @staticmethod
-    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
-        """A v3 body leaves out the stored size when it is the upright size (`derived`); a v2
-        body always holds it."""
-        return {**raw, "v": 3}
-
-    @staticmethod
-    def upcast_v3_v4(raw: dict[str, Any]) -> dict[str, Any]:
-        """A v4 body leaves out its row's columns and the `image_path` of its extra when it is
-        the file's path (a v3 body holds both); both leave out the stored size when it is the
-        upright size."""
-        return ImageSeeded._upright({**raw, "v": 4})
-
-    def derived(self) -> set[str]:
-        if (self.stored_width, self.stored_height) == (self.width, self.height):
-            return {"stored_width", "stored_height"}
-        return set()
-
-    def body(self) -> str:
-        """Compact (`Compact.body`), and without the image_path of `extra` (the path a record
-        shows) when it is the file's path, as it is for every dataset image: a body whose extra
-        has no image_path says so (`"image_path":null`, outside extra); stored sizes of None
-        are written (null), since a left-out size is the upright size."""
-        left_out = type(self)._in_row | self.derived()
-        exclude: set[str] | dict[str, Any] = left_out
-        if self.extra.get("image_path", None) == self.path and "image_path" in self.extra:
-            if len(self.extra) == 1:
-                exclude = left_out | {"extra"}
-            else:
-                exclude = {**dict.fromkeys(left_out, True), "extra": {"image_path"}}
-        text = self.__pydantic_serializer__.to_json(self, exclude_defaults=True,
-                                                    exclude=exclude).decode()
-        said = ['"image_path":null'] if "image_path" not in self.extra else []
-        if self.stored_width is None and self.stored_height is None:  # not the upright size
-            said.append('"stored_width":null,"stored_height":null')
-        if not said:
-            return text
-        return (text[:-1] + "," if text != "{}" else "{") + ",".join(said) + "}"
-
-    @classmethod
-    def expand(cls, raw: dict[str, Any]) -> dict[str, Any]:
-        raw = cls._upright(raw)
-        if "image_path" in raw:  # its extra has no image_path
-            return {k: v for k, v in raw.items() if k != "image_path"}
-        extra = raw.get("extra", {})
-        if isinstance(extra, dict) and "image_path" not in extra:
-            return {**raw, "extra": {**extra, "image_path": raw.get("path")}}
-        return raw
-
-    @staticmethod
-    def _upright(raw: dict[str, Any]) -> dict[str, Any]:
-        """A left-out stored size is the upright size (from v3 on)."""
-        if "stored_width" in raw or "stored_height" in raw:
-            return raw
-        return {**raw, "stored_width": raw.get("width"), "stored_height": raw.get("height")}
-
-    @property
-    def image_key(self) -> str:
-        """What the model is shown, as a key: the file's sha256 when it sees the file's own
-        pixels (so fingerprints of such images never change), else a hash of the sha256 with
-        the orientation and conversion applied."""
-        if self.orientation == 1 and self.conversion is None:
-            return self.sha256
-        return content_hash({"sha256": self.sha256, "orientation": self.orientation,
-                             "conversion": self.conversion})
-
-
-class ImageRejected(_Event):
-    class_version = 2
-    compact_body = True
-    upcast_v1_v2 = columns_in_row(2)
-    type: Literal["image_rejected"] = "image_rejected"
-    image_id: str
-    path: str
-    kind: str
-    message: str
-    source: str = ""
-
-
 class StepCompleted(_Event):
-    class_version = 5
+    """A step's output for an image. From v6 on, a completion that reads the answer to a request
+    (`request_id`) under that request's own fingerprint (every step whose parser_version is 1)
+    leaves its fingerprint out of its body: the reader takes it back from the completion's row in
+    the `completions` projection (`Ledger`), or from the request (`status --check`, which proves
+    the two agree). A projection rebuilt from the events finds it through the request."""
+
+    class_version = 6
     compact_body = True
     type: Literal["step_completed"] = "step_completed"
     image_id: str
@@ -242,10 +139,27 @@ class StepCompleted(_Event):
         output (`derived`); a v4 body holds both."""
         return {**raw, "v": 5}
 
+    @staticmethod
+    def upcast_v5_v6(raw: dict[str, Any]) -> dict[str, Any]:
+        """A v6 body leaves out a fingerprint that is its request's (the reader puts it back
+        before parsing); a v5 body always holds it."""
+        return {**raw, "v": 6}
+
+    _request_fingerprint: str | None = PrivateAttr(default=None)
+
+    def answering(self, request_fingerprint: str | None) -> StepCompleted:
+        """This completion, told the fingerprint of the request whose answer it reads (None:
+        none); returns itself. Its body leaves its own fingerprint out when the two are equal."""
+        self._request_fingerprint = request_fingerprint
+        return self
+
     def derived(self) -> set[str]:
+        left_out: set[str] = set()
         if content_hash(self.output) == self.output_hash:
-            return {"output_hash"}
-        return set()
+            left_out.add("output_hash")
+        if self.request_id is not None and self._request_fingerprint == self.fingerprint:
+            left_out.add("fingerprint")
+        return left_out
 
     @classmethod
     def expand(cls, raw: dict[str, Any]) -> dict[str, Any]:

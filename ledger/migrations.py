@@ -340,6 +340,54 @@ def m007_bodies_without_columns(db: Database) -> None:
         "thinking": _field("thinking")}, version=True))
 
 
+@MIGRATIONS()
+def m008_leaner_bodies(db: Database) -> None:
+    """A request may leave out its template key (the first template its run recorded for its
+    step: request_template v3 names its step) and its size (its image's upright size); a
+    completion that reads its request's answer under the request's fingerprint leaves the
+    fingerprint to its `completions` row (now indexed by seq). `requests` and `step_completions`
+    show them again."""
+    db.execute("CREATE INDEX completions_by_seq ON completions (seq)")
+    for view in ("requests", "step_completions"):
+        db.execute(f"DROP VIEW {view}")
+    tpl = _JSON.replace("body", "t.body")
+    key = (f"CASE WHEN {_field('prompt_template')} IS NOT NULL THEN {_field('prompt_template')} "
+           f"WHEN e.v >= 4 THEN (SELECT json_extract({tpl}, '$.template') FROM events t "
+           "WHERE t.type = 'request_template' AND t.run_id = e.run_id AND t.step = e.step "
+           "ORDER BY t.seq LIMIT 1) END")
+
+    def of_template(path: str) -> str:
+        return _of_template(path).replace(_field("prompt_template"), f"({key})")
+
+    db.execute(_event_view("requests", ("request_sent",), {
+        "attempt": f"COALESCE({_field('attempt')}, IIF(e.j IS NULL, NULL, 1))",
+        "request_id": _field("request_id"),
+        "backend": f"COALESCE({_field('backend')}, {of_template('backend')})",
+        "model": f"COALESCE({_field('model')}, {of_template('model')})",
+        "prompt": f"COALESCE({_field('prompt')}, CASE WHEN ({key}) = 'text' THEN "
+                  f"{_field('prompt_vars.prompt')} WHEN {_field('prompt_vars')} IS NULL "
+                  f"THEN {of_template('text')} END)",
+        "prompt_template": key, "prompt_vars": _field("prompt_vars"),
+        "template": of_template("text"),
+        "parameters": f"COALESCE({_field('parameters')}, {of_template('parameters')})",
+        "fingerprint": _field("fingerprint"),
+        "image_sha256": f"COALESCE({_field('image_sha256')}, {_of_seed('sha256')})",
+        "sent_width": f"COALESCE({_field('sent_width')}, {_of_seed('width')})",
+        "sent_height": f"COALESCE({_field('sent_height')}, {_of_seed('height')})"},
+        version=True))
+    db.execute(_event_view("step_completions", ("step_completed",), {
+        "is_current": "EXISTS (SELECT 1 FROM current c WHERE c.image_id = e.image_id "
+                      "AND c.step = e.step AND c.seq = e.seq)",
+        "found": _field("found"), "output": _field("output"),
+        "output_version": f"COALESCE({_field('output_version')}, IIF(e.j IS NULL, NULL, 1))",
+        "fingerprint": f"COALESCE({_field('fingerprint')}, "
+                       "(SELECT c.fingerprint FROM completions c WHERE c.seq = e.seq))",
+        "generation": f"COALESCE({_field('generation')}, IIF(e.j IS NULL, NULL, 0))",
+        "upstream": f"COALESCE({_field('upstream')}, IIF(e.j IS NULL, NULL, '{{}}'))",
+        "request_id": _field("request_id"),
+        "source": f"COALESCE({_field('source')}, IIF(e.j IS NULL, NULL, ''))"}))
+
+
 def known_migrations() -> list[str]:
     """The names of the migrations this version of the tool knows, in order."""
     return MIGRATIONS.names()

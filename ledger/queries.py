@@ -146,6 +146,19 @@ def runs(conn: sqlite3.Connection) -> list[RunRow]:
     return [RunRow(*row) for row in rows]
 
 
+def completion_fingerprint(conn: sqlite3.Connection, seq: int) -> str | None:
+    """The fingerprint of the completion at event `seq`, as its `completions` row holds it."""
+    row = conn.execute("SELECT fingerprint FROM completions WHERE seq = ?", (seq,)).fetchone()
+    return str(row[0]) if row is not None else None
+
+
+def run_number(conn: sqlite3.Connection, run_id: str) -> int | None:
+    """The number of run `run_id` in the ledger (1 for its first run), or None when it has not
+    started here."""
+    row = conn.execute("SELECT number FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return int(row[0]) if row is not None else None
+
+
 def next_generation(conn: sqlite3.Connection) -> int:
     """A completion generation no completion uses yet (for a run that forces reprocessing)."""
     return int(conn.execute(
@@ -221,15 +234,16 @@ def seed_rows(conn: sqlite3.Connection, image_ids: Sequence[str] | None = None
 
 
 def current_rows(conn: sqlite3.Connection, image_ids: Sequence[str] | None = None
-                 ) -> Iterator[tuple[str, str, int, str, int, str, str | None, str | None, float,
-                                     str]]:
-    """(image_id, output hash, *StoredRow) of the completions the records show (`current`), in
-    image id and step order; of `image_ids` only when given. The output hash is the one the
-    completion event holds, or derives from its output (`StepCompleted.expand`): given here, a
-    reader need not hash the output again."""
+                 ) -> Iterator[tuple[str, str, str, int, str, int, str, str | None, str | None,
+                                     float, str]]:
+    """(image_id, output hash, fingerprint, *StoredRow) of the completions the records show
+    (`current`), in image id and step order; of `image_ids` only when given. The output hash is
+    the one the completion event holds, or derives from its output (`StepCompleted.expand`), and
+    the fingerprint the one it holds or its request's: given here, a reader need not hash the
+    output again nor look the fingerprint up."""
     where = f"WHERE c.image_id {_IN_LIST} " if image_ids is not None else ""
     return conn.execute(  # a cursor: left unread, it is not closed late
-        f"SELECT c.image_id, c.output_hash, {STORED} FROM current c JOIN events e "
+        f"SELECT c.image_id, c.output_hash, c.fingerprint, {STORED} FROM current c JOIN events e "
         f"ON e.seq = c.seq {where}ORDER BY c.image_id, c.step",
         () if image_ids is None else (_listed(image_ids),))
 

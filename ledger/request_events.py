@@ -26,20 +26,34 @@ class RequestTemplate(EventBase):
     `prompt_vars`: `auto_label.ledger.templates.render`), and the backend, model and parameters
     (`Backend.describe()`, never the key) the run sends with."""
 
-    class_version = 2
+    class_version = 3
     compact_body = True
     upcast_v1_v2 = columns_in_row(2)
     type: Literal["request_template"] = "request_template"
     template: str = Field(description="its key: task@version, and /convention when the text "
                                       "names a box convention, e.g. grounding.ground@1/yxyx_1000")
+    step: str | None = Field(default=None, description="the step whose requests use it: the "
+                                                       "first a run records for a step is the "
+                                                       "one its requests that name none use")
     text: str
     backend: str
     model: str
     parameters: dict[str, Any]
 
+    @staticmethod
+    def upcast_v2_v3(raw: dict[str, Any]) -> dict[str, Any]:
+        """v3 names the step that uses it (a v2 template served its key's requests only)."""
+        return {**raw, "v": 3}
+
 
 class RequestSent(EventBase):
-    class_version = 3
+    """A request as sent. Its prompt is its run's `request_template` filled with `prompt_vars`
+    (`auto_label.ledger.templates`); from v4 on, a request of a step that uses the template its
+    run recorded first for the step leaves the key out, and a request that sends a dataset
+    image at its upright size leaves the size out (its latest image_seeded before it holds it:
+    `sent_size`)."""
+
+    class_version = 4
     compact_body = True
     upcast_v2_v3 = columns_in_row(3)
     type: Literal["request_sent"] = "request_sent"
@@ -48,17 +62,21 @@ class RequestSent(EventBase):
     step: str
     attempt: int = 1
     fingerprint: str
-    prompt_template: str = Field(
-        default="", description="the key of the request_template its run recorded: with "
-                                "`prompt_vars` it gives the prompt's text and the parameters; "
-                                "empty for a request that holds them itself (before templates)")
+    prompt_template: str | None = Field(
+        default=None, description="the key of the request_template its run recorded: with "
+                                  "`prompt_vars` it gives the prompt's text and the parameters; "
+                                  "None: the template its run recorded first for its step; "
+                                  "empty for a request that holds them itself (before "
+                                  "templates)")
     prompt_vars: dict[str, Any] = Field(default_factory=dict,
                                         description="the values of the template's placeholders")
     image_sha256: str | None = Field(
         default=None, description="the sha256 of the file sent; None when it is the image's "
                                   "own: the file of its latest image_seeded before the request")
-    sent_width: int
-    sent_height: int
+    sent_width: int | None = Field(default=None, description="pixels of the image as sent; "
+                                                             "None: the upright size of its "
+                                                             "latest image_seeded before it")
+    sent_height: int | None = None
     prompt: str | None = Field(default=None, description="the prompt's text, in requests "
                                                          "recorded before templates")
     backend: str | None = None
@@ -71,6 +89,21 @@ class RequestSent(EventBase):
         request_template and the values that fill it (a v1 request names none). v1 always
         named its image's sha256 and attempt; v2 leaves out the seed's own and attempt 1."""
         return {**raw, "v": 2, "prompt_template": ""}
+
+    @staticmethod
+    def upcast_v3_v4(raw: dict[str, Any]) -> dict[str, Any]:
+        """A v4 body may leave out its template key (its step's) and its size (its image's
+        upright size); a v3 body always holds its size, and one without a key held its prompt
+        itself (the v3 default was empty)."""
+        return {**raw, "v": 4, "prompt_template": raw.get("prompt_template", "")}
+
+    def sent_size(self, upright: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) in pixels of the image as sent; `upright`: the upright size of the
+        image's latest image_seeded before the request (used when the request leaves its size
+        out)."""
+        if self.sent_width is None or self.sent_height is None:
+            return upright
+        return self.sent_width, self.sent_height
 
 
 class ResponseReceived(EventBase):

@@ -15,6 +15,8 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from auto_label.ledger.image_events import resolve_source
+
 _BODY = "IIF(json_valid(body), body, NULL)"
 
 
@@ -162,11 +164,14 @@ def sources(conn: sqlite3.Connection, image_ids: set[str]) -> dict[str, str]:
     if not image_ids:
         return {}
     found: dict[str, str] = {}
-    for image_id, source in conn.execute(
-            f"SELECT image_id, json_extract({_BODY}, '$.source') FROM events "
+    for image_id, source, near, path in conn.execute(
+            f"SELECT image_id, json_extract({_BODY}, '$.source'), json_extract({_BODY}, "
+            f"'$.near'), json_extract({_BODY}, '$.path') FROM events "
             "WHERE image_id IN (SELECT value FROM json_each(?)) "
             "AND type IN ('image_seeded', 'image_rejected') ORDER BY seq",
             (json.dumps(sorted(image_ids), ensure_ascii=False),)):
+        if isinstance(near, str) and isinstance(path, str):
+            source = resolve_source(near, path)  # a seed's, relative to its file (v5)
         if isinstance(source, str) and source:
             found[image_id] = source
     return found

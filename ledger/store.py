@@ -144,10 +144,12 @@ class Ledger:
     # -- reading (typed events; the SQL is in `queries`) ---------------------------------------
 
     def _parse(self, seq: int, body: str, row: Row | None = None,
-               output_hash: str | None = None) -> Event:
+               output_hash: str | None = None, fingerprint: str | None = None) -> Event:
         """The event of a body: with its row's columns (`row`, read by seq when not given and
-        the body leaves them out), and, for a completion, the output hash a projection holds
-        (so that its output is not hashed again)."""
+        the body leaves them out), and, for a completion, the output hash and fingerprint a
+        projection holds (so that its output is not hashed again; a completion that reads its
+        request's answer under the request's fingerprint leaves its fingerprint to its row in
+        `completions`, read by seq when not given)."""
         try:
             raw = json.loads(body)
             if isinstance(raw, dict):
@@ -156,14 +158,20 @@ class Ledger:
                     row = Row(*stored[1:7]) if stored is not None else None
                 if output_hash is not None and "output_hash" not in raw:
                     raw["output_hash"] = output_hash
+                if row is not None and row.type == "step_completed" and "type" not in raw \
+                        and "fingerprint" not in raw:
+                    found = fingerprint or queries.completion_fingerprint(self.connection(), seq)
+                    if found is not None:
+                        raw["fingerprint"] = found
             return parse_event(raw, row)
         except (ValueError, ValidationError, AttributeError) as exc:
             first = str(exc).splitlines()[0][:200]
             raise LedgerError(f"{self.path}: event {seq} is damaged ({first}); "
                               "see `auto_label status --check`") from None
 
-    def _stored(self, row: queries.StoredRow, output_hash: str | None = None) -> Event:
-        return self._parse(row[0], row[7], Row(*row[1:7]), output_hash)
+    def _stored(self, row: queries.StoredRow, output_hash: str | None = None,
+                fingerprint: str | None = None) -> Event:
+        return self._parse(row[0], row[7], Row(*row[1:7]), output_hash, fingerprint)
 
     def parse_row(self, seq: int, body: str) -> Event:
         """An event's seq and body, as a query returned them -> its typed event (its row's
@@ -221,7 +229,7 @@ class Ledger:
                 raise LedgerError(f"{self.path}: event {stored[0]} is a {seed.type} event, not "
                                   "the image_seeded event a projection points at; see "
                                   "`auto_label status --check`")
-            current = [self._completion(row[2:], row[1])
+            current = [self._completion(row[3:], row[1], row[2])
                        for row in completions.take(image_id)]
             yield Shown(image_id, seed, current, frozenset(row[1] for row in
                                                            failures.take(image_id)))
@@ -230,8 +238,9 @@ class Ledger:
         """The step_completed event of a seq and body; LedgerError if it is anything else."""
         return self._checked_completion(seq, self._parse(seq, body))
 
-    def _completion(self, row: queries.StoredRow, output_hash: str) -> StepCompleted:
-        return self._checked_completion(row[0], self._stored(row, output_hash))
+    def _completion(self, row: queries.StoredRow, output_hash: str,
+                    fingerprint: str) -> StepCompleted:
+        return self._checked_completion(row[0], self._stored(row, output_hash, fingerprint))
 
     def _checked_completion(self, seq: int, event: Event) -> StepCompleted:
         if not isinstance(event, StepCompleted):

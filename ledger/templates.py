@@ -3,9 +3,11 @@ request back as it was sent.
 
 A request records the key of its prompt's template (`RequestSent.prompt_template`, e.g.
 `grounding.ground@1/xyxy_pixel`) and the values that fill it (`prompt_vars`); the template's text,
-with the backend, model and parameters the run sends with, is recorded once per run and template
-(`request_template`), before the first request that uses it. `render` is what the pipelines build
-their prompts with and what readers rebuild them with, so the text read back is the text sent.
+with the backend, model and parameters the run sends with, is recorded once per run, step and
+template (`request_template`), before the first request that uses it. A request that uses the
+first template its run recorded for its step leaves the key out (None): the step's template.
+`render` is what the pipelines build their prompts with and what readers rebuild them with, so the
+text read back is the text sent.
 
 Placeholders: `${name}` inserts a string value as it is and any other value as JSON;
 `${name|json}` inserts the value as JSON; `${name|jsonl}` a list as one JSON value per line. JSON
@@ -93,6 +95,8 @@ class SentRequest:
 
     event: RequestSent
     prompt: str
+    template: str
+    """the key of its template (its step's when the request names none; empty: none)"""
     backend: str
     model: str
     parameters: dict[str, Any]
@@ -105,17 +109,20 @@ class TemplateBook:
     def __init__(self, conn: Any, where: str = "the ledger") -> None:
         self._conn = conn
         self._where = where
-        self._runs: dict[str, dict[str, RequestTemplate]] = {}
+        self._runs: dict[str, dict[tuple[str, str], RequestTemplate]] = {}
 
-    def template(self, run_id: str, key: str) -> RequestTemplate | None:
-        """The template `key` as run `run_id` recorded it, or None."""
+    def template(self, run_id: str, key: str | None, step: str = "") -> RequestTemplate | None:
+        """The template `key` as run `run_id` recorded it (None: the first it recorded for
+        `step`), or None."""
+        wanted = ("key", key) if key is not None else ("step", step)
         found = self._runs.get(run_id)
-        if found is None or key not in found:
+        if found is None or wanted not in found:
             found = self._runs[run_id] = self._load(run_id)
-        return found.get(key)
+        return found.get(wanted)
 
-    def _load(self, run_id: str) -> dict[str, RequestTemplate]:
-        loaded: dict[str, RequestTemplate] = {}
+    def _load(self, run_id: str) -> dict[tuple[str, str], RequestTemplate]:
+        """("key", key) and ("step", step) -> the first template the run recorded with it."""
+        loaded: dict[tuple[str, str], RequestTemplate] = {}
         for row in audit_queries.request_templates(self._conn, run_id):
             seq = row[0]
             try:
@@ -125,24 +132,28 @@ class TemplateBook:
                                   f"({str(exc).splitlines()[0][:200]}); see "
                                   "`auto_label status --check`") from None
             if isinstance(event, RequestTemplate):
-                loaded.setdefault(event.template, event)
+                loaded.setdefault(("key", event.template), event)
+                if event.step is not None:
+                    loaded.setdefault(("step", event.step), event)
         return loaded
 
     def sent(self, request: RequestSent) -> SentRequest:
         """`request` with its full prompt and its backend, model and parameters. Raises
         LedgerError when its run recorded no such template, or its values do not fill it."""
-        if not request.prompt_template:  # recorded before templates: everything is inline
-            return SentRequest(request, request.prompt or "", request.backend or "",
+        if request.prompt_template == "":  # recorded before templates: everything is inline
+            return SentRequest(request, request.prompt or "", "", request.backend or "",
                                request.model or "", dict(request.parameters or {}))
-        template = self.template(request.run_id, request.prompt_template)
+        template = self.template(request.run_id, request.prompt_template, request.step)
         if template is None:
-            raise LedgerError(f"{self._where}: request {request.request_id} names the prompt "
-                              f"template {request.prompt_template}, which its run never "
-                              "recorded; see `auto_label status --check`")
+            named = f"names the prompt template {request.prompt_template}" \
+                if request.prompt_template is not None \
+                else f"uses the prompt template of step {request.step}"
+            raise LedgerError(f"{self._where}: request {request.request_id} {named}, which its "
+                              "run never recorded; see `auto_label status --check`")
         try:
             prompt = render(template.text, request.prompt_vars)
         except (KeyError, TypeError) as exc:
             raise LedgerError(f"{self._where}: request {request.request_id}: its prompt does "
                               f"not render ({exc})") from None
-        return SentRequest(request, prompt, template.backend, template.model,
+        return SentRequest(request, prompt, template.template, template.backend, template.model,
                            dict(template.parameters))

@@ -65,10 +65,11 @@ def _run(tmp_path: Path, sim: Any, pipeline: str, convention: str, images: int =
     return out
 
 
-def _asked_with(results: Path) -> list[tuple[RequestSent, StepInput, str]]:
+def _asked_with(results: Path) -> list[tuple[RequestSent, StepInput, str, str]]:
     """Every request a completion was read from, with the inputs its step was built from
-    (rebuilt from the ledger: the seed before it, the upstream outputs the completion names) and
-    its prompt as the ledger gives it back."""
+    (rebuilt from the ledger: the seed before it, the upstream outputs the completion names), its
+    prompt as the ledger gives it back and the key of its template (its step's when it names
+    none)."""
     found = []
     with Ledger.open(results, create=False) as ledger:
         pipeline = get_pipeline(cast(Any, ledger.latest("run_started")).pipeline)
@@ -91,9 +92,9 @@ def _asked_with(results: Path) -> list[tuple[RequestSent, StepInput, str]]:
                 ctx = StepInput(image_id=image_id, caption=seed.caption, extra=seed.extra,
                                 upstream=upstream,
                                 convention=cast(Convention, sent.parameters["coordinates"]),
-                                sent_size=(request.sent_width, request.sent_height),
+                                sent_size=request.sent_size((seed.width, seed.height)),
                                 original_size=(seed.width, seed.height))
-                found.append((request, ctx, sent.prompt))
+                found.append((request, ctx, sent.prompt, sent.template))
     return found
 
 
@@ -103,13 +104,14 @@ def test_the_prompts_sent_and_shown_are_those_before_templates(tmp_path, sim, mo
                                                               pipeline, convention):
     out = _run(tmp_path, sim, pipeline, convention)
     asked_again = _asked_with(out)
-    steps = {r.step for r, _, _ in asked_again}
+    steps = {r.step for r, *_ in asked_again}
     assert steps == ({"0", "1"} if pipeline == "image_grounding" else {"0", "1", "2", "3"})
     module = grounding_steps if pipeline == "image_grounding" else referring_steps
     step_of = {s.number: s for s in get_pipeline(pipeline).steps}
-    for request, ctx, shown in asked_again:
+    for request, ctx, shown, key in asked_again:
         built = step_of[request.step].build(ctx)
-        assert isinstance(built, Prompt) and built.template.key == request.prompt_template
+        assert isinstance(built, Prompt) and built.template.key == key
+        assert request.prompt_template is None  # the step's template: the key is left out
         with monkeypatch.context() as patch:
             patch.setattr(module, "prompts", OLD_PROMPTS)
             old = step_of[request.step].build(ctx)
@@ -170,7 +172,7 @@ def test_show_and_check_name_a_request_whose_template_is_missing(tmp_path, sim):
     conn.commit()
     conn.close()
     problems = ledger_status(out, check=True).problems
-    assert len(problems) == 2 and all("grounding.extract@1 was not recorded" in p
+    assert len(problems) == 2 and all("the prompt template of step 0 was not recorded" in p
                                       for p in problems)
     broken = [e for e in image_history(out, "scene_0000").entries
               if isinstance(e.event, RequestSent) and e.event.step == "0"]
@@ -233,7 +235,7 @@ def test_a_ledger_of_e2b8715_resumes_without_asking_and_grows_compact(main_ledge
         requests = [cast(RequestSent, e) for _, e in ledger.events(["request_sent"])]
         book = TemplateBook(ledger.connection())
         prompts = [book.sent(r).prompt for r in requests]
-    assert {bool(r.prompt_template) for r in requests} == {False, True}
+    assert {r.prompt_template for r in requests} == {"", None}  # inline, then the step's
     assert all(p.startswith("You are") for p in prompts)
     assert SIM_KEY not in (results / "ledger.db").read_bytes().decode("utf-8", "replace")
 
@@ -254,7 +256,7 @@ def _examples() -> list[Any]:
                     sent_height=2),
         RequestSent(run_id="r", request_id="q", image_id="i", step="0", attempt=3,
                     fingerprint="f", image_sha256="b" * 64, sent_width=1, sent_height=2,
-                    prompt="p", backend="openai", model="m", parameters={}),
+                    prompt_template="", prompt="p", backend="openai", model="m", parameters={}),
         ResponseReceived(run_id="r", request_id="q", image_id="i", step="0", attempt=1,
                          text="", latency_s=0.5, usage=Usage(prompt_tokens=0)),
         ResponseReceived(run_id="r", request_id="q", image_id="i", step="0", attempt=1,

@@ -56,7 +56,8 @@ def test_migrations_apply_once_and_reopening_keeps_events(tmp_path):
             "SELECT name FROM _sqlite_migrations ORDER BY rowid")]
         assert names == known_migrations() == [
             "m001_initial", "m002_runs_from_events", "m003_image_frames", "m004_views",
-            "m005_compact_events", "m006_status_projections", "m007_bodies_without_columns"]
+            "m005_compact_events", "m006_status_projections", "m007_bodies_without_columns",
+            "m008_leaner_bodies"]
         assert ledger.count("image_seeded") == 1
 
 

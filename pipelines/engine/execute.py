@@ -126,7 +126,7 @@ class _Tries:
 
 class StepExecutor:
     def __init__(self, backend: Backend, writer: LedgerWriter, retry: RetryConfig,
-                 stop: threading.Event, *, run_id: str, generation: int,
+                 stop: threading.Event, *, run_id: str, run_number: int, generation: int,
                  pacer: Pacer | None = None, budget: Budget | None = None,
                  spec_block: str = "", transport: Transport | None = None) -> None:
         self.backend = backend
@@ -136,6 +136,8 @@ class StepExecutor:
         self.retry = retry
         self.stop = stop
         self.run_id = run_id
+        self.request_prefix = f"{run_number}-"
+        """request ids are `<the run's number in the ledger>-<n>`: unique in the ledger, short"""
         self.generation = generation
         self.pacer = pacer
         self.budget = budget
@@ -153,6 +155,10 @@ class StepExecutor:
         self._ids = itertools.count(1)
         self._templates: dict[str, str] = {}
         """template key -> its text, as recorded by this run"""
+        self._recorded: set[tuple[str, str]] = set()
+        """(step, template key) recorded by this run"""
+        self._step_templates: dict[str, str] = {}
+        """step -> the key of the first template this run recorded for it"""
         self._template_lock = threading.Lock()
 
     def execute(self, job: StepJob) -> Completed | Failed | None:
@@ -183,8 +189,8 @@ class StepExecutor:
         parser (no request is sent); None when none of `answers` reads."""
         if not answers:
             return None
-        sent = answers[0].request
-        ctx = replace(job.ctx, sent_size=(sent.sent_width, sent.sent_height))
+        sent = answers[0].request  # of the same fingerprint: the same image, the same frame
+        ctx = replace(job.ctx, sent_size=sent.sent_size(job.ctx.original_size))
         found = reread(job.step, ctx, answers, self.spec_block)
         if found is None or not isinstance(found.result, Answer):
             return None
@@ -199,15 +205,19 @@ class StepExecutor:
         if self.budget is not None and not self.budget.admit(job.step.number):
             raise Stopped  # the budget stops the run: the image is left for the next one
         tries.attempts = number
-        request_id = f"{self.run_id[:16]}-{next(self._ids)}"  # unique: run ids are uuid4
-        self._record_template(prompt)
+        request_id = f"{self.request_prefix}{next(self._ids)}"
+        key = self._record_template(prompt, job.step.number)
+        # a dataset image is sent as its seed's file: the seed names its sha256, and its
+        # upright size when it is sent at that size
+        own = job.record_outcome
+        sent = None if own and job.image.sent_size == job.ctx.original_size \
+            else job.image.sent_size
         self.writer.put(RequestSent(
             run_id=self.run_id, request_id=request_id, image_id=job.image_id,
             step=job.step.number, attempt=number, fingerprint=job.asked,
-            prompt_template=prompt.template.key, prompt_vars=prompt.values,
-            # a dataset image is sent as its seed's file: the seed names its sha256
-            image_sha256=None if job.record_outcome else job.image.sha256,
-            sent_width=job.image.sent_size[0], sent_height=job.image.sent_size[1],
+            prompt_template=key, prompt_vars=prompt.values,
+            image_sha256=None if own else job.image.sha256,
+            sent_width=sent[0] if sent else None, sent_height=sent[1] if sent else None,
         ))
         with self._count_lock:
             self.requests += 1
@@ -235,21 +245,26 @@ class StepExecutor:
                                   answer.message, response.text or response.thinking or "")
         return self._complete(job, answer.output, request_id, received)
 
-    def _record_template(self, prompt: Prompt) -> None:
-        """Record the prompt's template with the backend parameters, once per run (queued before
-        the request that first uses it). Raises ValueError for a key with another text."""
+    def _record_template(self, prompt: Prompt, step: str) -> str | None:
+        """Record the prompt's template with the backend parameters, once per run and step that
+        uses it (queued before the request that first uses it). Returns the key the request
+        names: None when it is the first template the run recorded for `step` (the readers' rule:
+        `auto_label.ledger.templates`). Raises ValueError for a key with another text."""
         key, text = prompt.template.key, prompt.template.text
         with self._template_lock:
             recorded = self._templates.get(key)
-            if recorded == text:
-                return
-            if recorded is not None:
+            if recorded is not None and recorded != text:
                 raise ValueError(f"the prompt template {key} has two texts: a changed text "
                                  "needs a new version")
-            self.writer.put(RequestTemplate(
-                run_id=self.run_id, template=key, text=text, backend=self.backend.name,
-                model=str(self.parameters.get("model", "")), parameters=self.parameters))
-            self._templates[key] = text
+            if (step, key) not in self._recorded:
+                self.writer.put(RequestTemplate(
+                    run_id=self.run_id, template=key, step=step, text=text,
+                    backend=self.backend.name, model=str(self.parameters.get("model", "")),
+                    parameters=self.parameters))
+                self._templates[key] = text
+                self._recorded.add((step, key))
+                self._step_templates.setdefault(step, key)
+            return None if self._step_templates[step] == key else key
 
     def _backend_error(self, job: StepJob, exc: BackendError, request_id: str, number: int,
                        started: float) -> Failed:
@@ -334,7 +349,7 @@ class StepExecutor:
             fingerprint=job.fingerprint, generation=self.generation, output=stored,
             output_version=output.class_version, output_hash=output_hash,
             upstream=job.upstream, request_id=request_id, found=output.found(),
-        )
+        ).answering(job.asked if request_id is not None else None)
         outcome = [completed] if job.record_outcome else []
         self.writer.put(*([received] if received is not None else []), *outcome)
         return Completed(output, output_hash)

@@ -128,7 +128,7 @@ def replay_step(ledger: Ledger, pipeline: Pipeline, state: ImageState, step: Ste
         n: pipeline.step(n).stored_output(c) for n, c in upstream.items()}
     ctx = StepInput(image_id=image_id, caption=seed.caption, extra=seed.extra, upstream=outputs,
                     convention=cast(Convention, convention),
-                    sent_size=(request.sent_width, request.sent_height),
+                    sent_size=request.sent_size((seed.width, seed.height)),
                     original_size=(seed.width, seed.height))
     found = reread(step, ctx, stored_answers(ledger, image_id, step.number, request.fingerprint),
                    pipeline.name)
@@ -155,7 +155,8 @@ def replay_step(ledger: Ledger, pipeline: Pipeline, state: ImageState, step: Ste
         run_id=run_id, image_id=image_id, step=step.number, fingerprint=key,
         generation=generations.get(request.run_id, 0), output=stored,
         output_version=output.class_version, output_hash=output_hash, upstream=hashes,
-        request_id=found.answer.request.request_id, found=output.found())
+        request_id=found.answer.request.request_id, found=output.found()
+    ).answering(request.fingerprint)
     if isinstance(target, StepFailed):
         return outcome("recovered", f"now reads (was {target.kind})", completion)
     if output_hash == target.output_hash:

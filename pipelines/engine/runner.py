@@ -125,9 +125,9 @@ def run_pipeline(options: RunOptions, pipeline: Pipeline, backend: Backend, *,
         budget = run_budget(price, options.max_cost, backend, summary=summary,
                             key=f"{pipeline.name}.workflow.max_cost", say=tracker.alarm, stop=stop)
         executor = StepExecutor(backend, session.writer, workflow.retries, stop,
-                                run_id=session.run_id, generation=session.generation,
-                                pacer=None if jobs else pacer, budget=budget,
-                                spec_block=pipeline.name, transport=jobs)
+                                run_id=session.run_id, run_number=session.number,
+                                generation=session.generation, budget=budget, transport=jobs,
+                                pacer=None if jobs else pacer, spec_block=pipeline.name)
         workers = max(workflow.max_workers, jobs.max_requests) if jobs else workflow.max_workers
         run = _Run(settings, session, executor, tracker, backend, workers, stop, options.ingest)
         try:

@@ -40,6 +40,14 @@ class RunSession:
         return self.started.run_id
 
     @property
+    def number(self) -> int:
+        """The run's number in its ledger (1 for the first): the prefix of its request ids."""
+        number = queries.run_number(self.ledger.connection(), self.run_id)
+        if number is None:  # not reached: start() records run_started before returning
+            raise LedgerError(f"{self.ledger.path}: run {self.run_id} has no number")
+        return number
+
+    @property
     def generation(self) -> int:
         """The completions' generation of this run: 0, or a new one when it forces
         reprocessing (so that its completions do not collide with earlier ones)."""
