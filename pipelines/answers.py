@@ -21,8 +21,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-import json_repair
-
 _MAX_DEPTH: Final[int] = 64
 _MAX_LITERAL: Final[int] = 1_000_000
 _NOT_JSON: Final = object()
@@ -365,7 +363,10 @@ def _plain(value: Any) -> Any:
 def _repaired(body: str) -> dict[str, Any] | list[Any] | None:
     """What json-repair (a well-kept library) reads in JSON our scanner cannot: unquoted keys,
     comments, missing commas. Only for text with no cut-off value: json-repair completes a
-    truncated value (a box `[600, 700, 9` would become three numbers), which we never record."""
+    truncated value (a box `[600, 700, 9` would become three numbers), which we never record.
+    Imported on first use: a run does not wait for it before its first request (launch time)."""
+    import json_repair
+
     try:
         value = json_repair.loads(body)
     except (ValueError, RecursionError):
