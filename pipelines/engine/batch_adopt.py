@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from auto_label.backends.base import Backend, BackendError, VLMResponse
-from auto_label.backends.batching import BatchAPI
-from auto_label.ledger.batch_view import BatchJobView, batch_jobs
 from auto_label.ledger.events import (
     AttemptFailed,
     BatchFinished,
@@ -32,15 +31,17 @@ from auto_label.ledger.events import (
 from auto_label.ledger.store import Ledger
 from auto_label.ledger.writer import LedgerWriter
 from auto_label.pipelines.config import BatchConfig
-from auto_label.pipelines.engine.batch_jobs import (
-    MAX_POLL_SECONDS,
-    BatchCoordinator,
-    batch_api_of,
-    usage_of,
-)
 from auto_label.pipelines.engine.execute import response_event
 from auto_label.pipelines.engine.options import RunOptions
 from auto_label.pipelines.engine.session import RunSession
+
+if TYPE_CHECKING:
+    from auto_label.backends.batching import BatchAPI
+    from auto_label.ledger.batch_view import BatchJobView
+    from auto_label.pipelines.engine.batch_jobs import BatchCoordinator
+
+# the batch modules are imported in batch mode only: an online run does not wait for them before
+# its first request (launch time, issue 12)
 
 
 def batch_mode(options: RunOptions, block: str, backend: Backend, session: RunSession,
@@ -51,6 +52,8 @@ def batch_mode(options: RunOptions, block: str, backend: Backend, session: RunSe
     workflow = options.workflow
     if workflow.mode != "batch":
         return None
+    from auto_label.pipelines.engine.batch_jobs import BatchCoordinator, batch_api_of
+
     api = batch_api_of(backend, f"{block}.workflow.mode")
     adopt_open_jobs(session.ledger, api, session.writer, session.run_id, workflow.batch, stop,
                     say)
@@ -66,6 +69,9 @@ def adopt_open_jobs(ledger: Ledger, api: BatchAPI, writer: LedgerWriter, run_id:
     """Finish every open job of `ledger` (see the module); the number adopted. Returns early
     when `stop` is set (the jobs stay open for the next run). Raises the BackendError that stops
     the run (a rejected key, an unreachable endpoint...)."""
+    from auto_label.ledger.batch_view import batch_jobs
+    from auto_label.pipelines.engine.batch_jobs import MAX_POLL_SECONDS
+
     waiting: list[tuple[BatchJobView, str]] = []
     for job in (j for j in batch_jobs(ledger) if j.open):
         job_id = job.job_id or api.find(job.key)
@@ -110,6 +116,8 @@ def adopt_open_jobs(ledger: Ledger, api: BatchAPI, writer: LedgerWriter, run_id:
 def _record(ledger: Ledger, writer: LedgerWriter, run_id: str, job: BatchJobView, state: str,
             results: dict[str, VLMResponse | BackendError]) -> None:
     """Each request's answer or failure (unless already recorded), then `batch_finished`."""
+    from auto_label.pipelines.engine.batch_jobs import usage_of
+
     known = _recorded(ledger, {r.image_id for r in job.requests})
     events: list[Event] = []
     answered = failed = unanswered = 0
