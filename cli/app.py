@@ -1,4 +1,9 @@
-"""The Typer app the commands register on, its consoles, and the CLI's shared helpers."""
+"""The Typer app the commands register on, its consoles, and the CLI's shared helpers.
+
+typer is imported when `app` is first looked up (`from auto_label.cli.app import app`, made in
+`typer_app`): `generate`'s plain command lines are parsed without it (`quick`), and its import
+(about 35 ms with the app's making) is not paid before their first request (launch time, issue 12).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,15 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
-
-import typer
-from typer.core import TyperGroup
+from typing import TYPE_CHECKING, Any
 
 from auto_label.errors import AutoLabelError
-from auto_label.version import __version__
 
 if TYPE_CHECKING:
+    import typer
     from rich.console import Console
+
+    from auto_label.cli.typer_app import app as app
 
 COMMANDS = ("init", "generate", "status", "show", "replay", "export", "review", "eval", "probe",
             "demo")
@@ -39,7 +43,7 @@ def reflow(text: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-def _readable(params: Iterable[Any]) -> None:
+def readable(params: Iterable[Any]) -> None:
     """Flags show no `<bool>` type in the help (typer >= 0.26 writes one for every option):
     typer shows a parameter's metavar in its place, so a flag's is set empty."""
     for param in params:
@@ -47,34 +51,6 @@ def _readable(params: Iterable[Any]) -> None:
             param.metavar = ""
 
 
-class _Ordered(TyperGroup):
-    """The commands in COMMANDS order, with readable help."""
-
-    def list_commands(self, ctx: Any) -> list[str]:
-        known = {name: i for i, name in enumerate(COMMANDS)}
-        return sorted(self.commands, key=lambda name: (known.get(name, len(known)), name))
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        command = super().get_command(ctx, cmd_name)
-        if command is not None:
-            command.help = reflow(command.help)
-            _readable(command.get_params(ctx))
-        return command
-
-    def get_params(self, ctx: Any) -> Any:
-        params = super().get_params(ctx)
-        _readable(params)
-        return params
-
-
-app = typer.Typer(
-    cls=_Ordered,
-    add_completion=False,
-    no_args_is_help=True,
-    help="Build vision-language grounding datasets with a VLM, on a resumable SQLite ledger.",
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 # the consoles are made on first use: rich takes about 15 ms to import, which a run with plain
 # progress lines does not wait for before its first request (launch time, issue 12)
 out: Console
@@ -84,6 +60,11 @@ err: Console
 
 
 def __getattr__(name: str) -> Any:
+    if name == "app":
+        from auto_label.cli.typer_app import app as made
+
+        globals()["app"] = made
+        return made
     if name not in ("out", "err"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from rich.console import Console
@@ -95,7 +76,8 @@ def __getattr__(name: str) -> Any:
     return console
 
 
-def _console(name: str) -> Console:
+def get_console(name: str) -> Console:
+    """`out` or `err` (`name`), made on first use."""
     made = globals().get(name)
     console: Console = __getattr__(name) if made is None else made
     return console
@@ -112,27 +94,20 @@ def stdout_is_terminal() -> bool:
                 return False
         except ValueError:  # closed
             return False
-    return _console("out").is_terminal
+    return get_console("out").is_terminal
 
 
-def _print_version(value: bool) -> None:
-    if value:
-        _console("out").print(f"auto_label {__version__}", markup=False)
-        raise typer.Exit()
-
-
-@app.callback()
-def _options(
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-    )] = False,
-) -> None:
-    pass
+def report(error: AutoLabelError) -> int:
+    """Say `error` on stderr (one line); its exit code."""
+    get_console("err").print(f"error: {error}", markup=False)
+    return error.exit_code
 
 
 def fail(error: AutoLabelError) -> typer.Exit:
-    _console("err").print(f"error: {error}", markup=False)
-    return typer.Exit(error.exit_code)
+    """`report(error)` as the typer.Exit a command raises."""
+    import typer
+
+    return typer.Exit(report(error))
 
 
 class Signals:
@@ -142,7 +117,7 @@ class Signals:
     def __init__(self, stop: threading.Event,
                  say: Callable[[str], None] | None = None) -> None:
         self.stop = stop
-        self.say = say or (lambda message: _console("err").print(message, markup=False))
+        self.say = say or (lambda message: get_console("err").print(message, markup=False))
         self.received: int | None = None
         self._previous: dict[int, object] = {}
 

@@ -7,7 +7,8 @@ or input (one line on stderr, no traceback); 3 the endpoint's quota is spent or 
 Each command lives in a module of its own; importing it registers its commands on `app`. `main`
 imports only the module of the command it runs (a command's own imports, e.g. the exports or
 rich's tables, are not paid by the others: launch time, issue 12); the help, an unknown command or
-`app` taken from this module (`from auto_label.cli.main import app`) register them all.
+`app` taken from this module (`from auto_label.cli.main import app`) register them all. A
+`generate` command line of the plain forms `quick` knows is run without typer at all.
 """
 
 from __future__ import annotations
@@ -48,7 +49,14 @@ def commands(argv: Sequence[str] | None = None) -> Any:
 
 
 def main() -> None:
-    commands(sys.argv[1:] if sys.argv[1:] else None)()
+    args = sys.argv[1:]
+    if args[:1] == ["generate"]:  # its plain command lines skip typer (see `quick`)
+        from auto_label.cli.quick import run
+
+        code = run(args[1:])
+        if code is not None:
+            sys.exit(code)
+    commands(args or None)()
 
 
 def __getattr__(name: str) -> Any:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from auto_label import api
 from auto_label.cli import app as cli
-from auto_label.cli.app import Signals, app, fail, stdout_is_terminal
+from auto_label.cli.app import app, fail
+from auto_label.cli.generating import generate as run_generate
 from auto_label.errors import AutoLabelError
 
 
@@ -50,58 +48,9 @@ def generate(
     )] = False,
 ) -> None:
     """Run the spec's pipeline on every image that has not completed it, then export."""
-    from auto_label.cli.progress import PlainProgress, RichProgress
-
-    stop = threading.Event()
-    overrides = overrides or []
-    if batch or finish_online:
-        try:
-            block = api.load_spec(spec, overrides).autolabel_type
-        except AutoLabelError as error:
-            raise fail(error) from None
-        overrides = [*overrides, f"{block}.workflow.mode=batch",
-                     *([f"{block}.workflow.batch.finish_online=true"] if finish_online else [])]
-    if dry_run:
-        _dry_run(spec, overrides or [], retry_failed, limit)
-        return
-    try:
-        loaded = api.load_spec(spec, overrides or [])
-        progress = RichProgress(cli.out) if not plain and stdout_is_terminal() else \
-            PlainProgress()
-        with Signals(stop, say=progress.note) as signals:
-            summary = api.generate(loaded, progress=progress, stop=stop,
-                                   retry_failed=retry_failed, limit=limit)
-    except AutoLabelError as error:
-        raise fail(error) from None
-    # what only the end needs is imported at the end: the first request goes out sooner
-    from auto_label.cli.hints import failure_hints
-    from auto_label.cli.invocation import command_line
-    from auto_label.cli.summary import print_summary
-
-    out = cli.out
-    print_summary(out, summary)
-    if signals.received is not None:
-        out.print(f"stopped by {signal.Signals(signals.received).name}; everything answered so "
-                  f"far is in the ledger. Resume with the same command:\n  {command_line()}",
-                  markup=False)
-        raise typer.Exit(128 + signals.received)
-    for hint in failure_hints(summary, retry_failed=retry_failed):
-        out.print(hint, markup=False)
-    if summary.interrupted == "max_cost":
-        out.print(f"Resume with the same command (max_cost is per run):\n  {command_line()}",
-                  markup=False)
-    raise typer.Exit(0 if summary.ok else 1)
-
-
-def _dry_run(spec: Path, overrides: list[str], retry_failed: bool, limit: int | None) -> None:
-    from auto_label.cli.dry_run_view import print_dry_run
-    from auto_label.estimate import dry_run
-
-    try:
-        report = dry_run(spec, overrides, retry_failed=retry_failed, limit=limit)
-    except AutoLabelError as error:
-        raise fail(error) from None
-    print_dry_run(cli.out, report)
+    raise typer.Exit(run_generate(spec, overrides, plain=plain, retry_failed=retry_failed,
+                                  batch=batch, finish_online=finish_online, limit=limit,
+                                  dry_run=dry_run))
 
 
 @app.command()
