@@ -54,7 +54,9 @@ def test_a_batch_run_gives_the_records_of_an_online_run(tmp_path, make_sim):
     assert boxes(tmp_path / "batch" / "annotations.jsonl") == \
         boxes(tmp_path / "online" / "annotations.jsonl")
     jobs = sim.batch_jobs("openai")
-    assert [j.requests for j in jobs] == [IMAGES, IMAGES]  # step 0's job, then step 1's
+    # step 0's job, then step 1's (a step's requests can take two jobs when the machine is slow
+    # enough for linger_seconds to pass between two of them)
+    assert sum(j.requests for j in jobs) == 2 * IMAGES and len(jobs) >= 2
     assert all(j.metadata.get("auto_label_key", "").startswith("auto-label-") for j in jobs)
 
 
@@ -168,7 +170,7 @@ def test_a_kill_at_any_point_then_a_rerun_submits_nothing_twice(tmp_path, make_s
     assert summary.complete
     assert len(read_jsonl(tmp_path / "out" / "annotations.jsonl")) == IMAGES
     jobs = sim.batch_jobs("openai")
-    assert [j.requests for j in jobs] == [IMAGES, IMAGES]  # step 0's job once, step 1's once
+    assert sum(j.requests for j in jobs) == 2 * IMAGES  # each request in one job (see above)
     assert asked_twice(sim) == {}
     db = tmp_path / "out" / "ledger.db"
     import sqlite3
@@ -180,7 +182,7 @@ def test_a_kill_at_any_point_then_a_rerun_submits_nothing_twice(tmp_path, make_s
         conn.close()
     kinds = dict(rows)
     assert kinds["batch_finished"] == kinds["batch_created"]  # every job closed
-    assert kinds["batch_submitted"] == 2
+    assert kinds["batch_submitted"] == len(jobs)
 
 
 @pytest.mark.parametrize("point", ["after_submit", "download"])
@@ -265,7 +267,7 @@ def test_status_batches_and_cancel_on_a_run_left_open(tmp_path, make_sim, monkey
     assert summary.complete
     first, *later = sim.batch_jobs("openai")
     assert first.state == "cancelled" and first.answered == 0
-    assert [j.requests for j in later] == [IMAGES, IMAGES]  # resubmitted once, then step 1
+    assert sum(j.requests for j in later) == 2 * IMAGES  # resubmitted once, then step 1
     assert asked_twice(sim) == {}
 
 
