@@ -116,7 +116,10 @@ class OpenAIBackend:
         import openai
 
         try:
-            self._client.models.list()
+            # the same GET as `models.list()`, its body not parsed: the SDK's page models
+            # (openai.pagination, a generic page class made for Model) are not built before the
+            # first request (launch time, issue 12); a body that is not a model list was ignored
+            self._client.get("/models", cast_to=bytes)
         except openai.APIStatusError as exc:
             if exc.status_code != 404 or self.endpoint.endswith("/v1"):
                 error = self._status_error(exc)
