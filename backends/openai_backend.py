@@ -24,10 +24,11 @@ with a client per thread 1.4-1.7 ms, and the run sent 1.2-1.3x the requests a se
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field, SecretStr
 
@@ -51,6 +52,8 @@ from auto_label.backends.retry_after import openai_wait
 from auto_label.errors import SpecError
 
 if TYPE_CHECKING:  # the SDK is imported when a backend is created, not when the spec is read
+    import ssl
+
     import openai
 
     from auto_label.backends.openai_batch import OpenAIBatch
@@ -86,22 +89,21 @@ class OpenAIBackend:
     def __init__(self, config: OpenAIConfig) -> None:
         if not config.model_name:
             raise SpecError("vlm.openai.model_name is empty: name the model the endpoint serves")
-        import httpx2  # the openai SDK's HTTP client
         import openai
 
         self.config = config
         self.model = config.model_name
         self.frame = model_frame(config, config.model_name)
         key = config.api_key.get_secret_value() or os.environ.get("OPENAI_API_KEY") or NO_KEY
-        self._tls = httpx2.create_ssl_context()
-        """as the SDK's default client makes it (making one costs about 40 ms of CPU): every
-        client of this backend (`_thread_client`) uses this one"""
+        self._tls = _tls_context()
+        """every client of this backend (`_thread_client`) uses this one (making one costs about
+        40 ms of CPU); None: each makes its own"""
         self._client = openai.OpenAI(
             api_key=key,
             base_url=config.base_url or None,
             timeout=config.timeout,
             max_retries=0,
-            http_client=openai.DefaultHttpxClient(verify=self._tls),
+            http_client=self._http_client(),
         )
         self.endpoint = str(self._client.base_url).rstrip("/")
         self.token_limit = ("vlm.openai.max_tokens", config.max_tokens)
@@ -206,14 +208,19 @@ class OpenAIBackend:
         request, on the backend's TLS context."""
         client: openai.OpenAI | None = getattr(self._local, "client", None)
         if client is None:
-            import openai
-
             with self._clients_lock:
-                client = self._client.with_options(
-                    http_client=openai.DefaultHttpxClient(verify=self._tls))
+                client = self._client.with_options(http_client=self._http_client())
                 self._clients.append(client)
             self._local.client = client
         return client
+
+    def _http_client(self) -> Any:
+        """An HTTP client with the SDK's defaults (`openai.DefaultHttpxClient`), on `_tls`."""
+        import openai
+
+        if self._tls is None:
+            return openai.DefaultHttpxClient()
+        return openai.DefaultHttpxClient(verify=self._tls)
 
     def _status_error(self, exc: openai.APIStatusError) -> BackendError:
         status = exc.status_code
@@ -254,6 +261,20 @@ class OpenAIBackend:
             return sorted(str(m.id) for m in self._client.models.list())[:20]
         except Exception:  # any failure: just no list to show
             return []
+
+
+def _tls_context() -> ssl.SSLContext | None:
+    """A TLS context made as the SDK's default HTTP client makes its own: httpx2's (openai 3 and
+    later), else httpx's; None when neither offers `create_ssl_context`."""
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        make = getattr(module, "create_ssl_context", None)
+        if make is not None:
+            return cast("ssl.SSLContext", make())
+    return None
 
 
 def _parts_text(content: object) -> tuple[str, str]:
