@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from auto_label import api
 from auto_label.cli import app as cli
 from auto_label.cli.app import Signals, report, stdout_is_terminal
+from auto_label.cli.quick import resume_gc
 from auto_label.errors import AutoLabelError
 
 
@@ -30,13 +32,14 @@ def generate(spec: Path, overrides: list[str] | None = None, *, plain: bool = Fa
         overrides = [*overrides, f"{block}.workflow.mode=batch",
                      *([f"{block}.workflow.batch.finish_online=true"] if finish_online else [])]
     if dry_run:
+        resume_gc()
         return _dry_run(spec, overrides or [], retry_failed, limit)
     try:
         loaded = api.load_spec(spec, overrides or [])
         progress = RichProgress(cli.out) if not plain and stdout_is_terminal() else \
             PlainProgress()
         with Signals(stop, say=progress.note) as signals:
-            summary = api.generate(loaded, progress=progress, stop=stop,
+            summary = api.generate(loaded, progress=_Begun(progress), stop=stop,
                                    retry_failed=retry_failed, limit=limit)
     except AutoLabelError as error:
         return report(error)
@@ -70,3 +73,21 @@ def _dry_run(spec: Path, overrides: list[str], retry_failed: bool, limit: int | 
         return report(error)
     print_dry_run(cli.out, report_)
     return 0
+
+
+class _Begun:
+    """The run's progress sink, which ends the launch's pause of the garbage collector
+    (`quick.resume_gc`) as the run begins."""
+
+    def __init__(self, sink: api.ProgressSink) -> None:
+        self.sink = sink
+
+    def begin(self, info: api.RunInfo, snapshot: Callable[[], api.Snapshot]) -> None:
+        resume_gc()
+        self.sink.begin(info, snapshot)
+
+    def note(self, message: str) -> None:
+        self.sink.note(message)
+
+    def end(self, final: api.Snapshot) -> None:
+        self.sink.end(final)

@@ -109,3 +109,26 @@ def test_a_run_reaches_its_first_request_without_typer_batch_mode_or_json_repair
              "auto_label.cli.run_cmds", "auto_label.pipelines.engine.batch_jobs",
              "auto_label.backends.batching", "auto_label.ledger.batch_view")
     assert not {m for m in loaded if m.startswith(later)}
+
+
+GC_AT_FIRST_REQUEST = FIRST_REQUEST.replace(
+    "json.dump(sorted(sys.modules), handle)",
+    "import gc; json.dump([gc.isenabled(), gc.get_freeze_count()], handle)")
+"""`auto_label ARGS` that writes, when its first request is sent, whether the garbage collector
+runs and how many objects it has frozen"""
+
+
+def test_the_collector_paused_for_the_launch_runs_again_once_the_run_begins(tmp_path, sim):
+    assert GC_AT_FIRST_REQUEST != FIRST_REQUEST
+    data = write_grounding_dataset(tmp_path / "data", 1, seed=7)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("{}\n")
+    seen = tmp_path / "gc.json"
+    done = subprocess.run(
+        [sys.executable, "-c", GC_AT_FIRST_REQUEST, str(seen), "generate", "-e", str(spec),
+         "--plain", *grounding_overrides(tmp_path / "out", data.root, sim.openai_base_url)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    enabled, frozen = json.loads(seen.read_text())
+    assert enabled  # collecting again for the run
+    assert frozen > 10_000  # what the launch made is frozen, not scanned again
