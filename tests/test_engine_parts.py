@@ -3,6 +3,7 @@ cache."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from auto_label.ledger.events import ImageSeeded, StepCompleted
 from auto_label.pipelines.engine.image_cache import ImageCache
-from auto_label.pipelines.engine.pool import WorkerPool
+from auto_label.pipelines.engine.pool import GC_THRESHOLD, WorkerPool
 from auto_label.pipelines.engine.progress import NullProgress, RunSummary
 from auto_label.pipelines.engine.tracker import Tracker
 
@@ -77,3 +78,28 @@ def test_the_image_cache_keeps_the_most_recent_images(tmp_path):
     cache.get("b", path, sha256="s")
     with pytest.raises(OSError):  # evicted: it has to be read again, and the file is gone
         cache.get("a", path, sha256="s")
+
+
+def test_the_pool_collects_less_often_while_it_runs_and_puts_the_thresholds_back():
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    try:
+        gc.set_threshold(700, 11, 12)
+        stop = threading.Event()
+        pool = WorkerPool(2, stop, lambda task, exc: None)
+        pool.submit(0, lambda: seen.append(gc.get_threshold()))
+        pool.start()
+        pool.wait()
+        pool.shutdown()
+        assert seen == [(GC_THRESHOLD, 11, 12)]
+        assert gc.get_threshold() == (700, 11, 12)
+        for first in (50_000, 0):  # a caller's own setting, or collection off, is kept
+            gc.set_threshold(first, 10, 10)
+            pool = WorkerPool(1, threading.Event(), lambda task, exc: None)
+            pool.submit(0, lambda: seen.append(gc.get_threshold()))
+            pool.start()
+            pool.wait()
+            pool.shutdown()
+            assert seen[-1] == gc.get_threshold() == (first, 10, 10)
+    finally:
+        gc.set_threshold(*before)

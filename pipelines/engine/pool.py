@@ -4,10 +4,18 @@ Lower priorities go first; the runner gives an image's later steps lower priorit
 images' earlier ones, so records complete early and memory stays flat. Tasks are callables that
 handle their own errors; a task that raises anyway is handed to `on_error`. Once the stop event is
 set, queued tasks are dropped (left for the next run).
+
+While the workers run, the garbage collector's first threshold is raised to GC_THRESHOLD (and put
+back at shutdown): each request in flight holds young objects across collections, so at 64
+workers CPython's default (700) collected about 250 times in 4,000 requests, 0.3-1.2 s with the
+GIL held; at 7,000, 15 times, and the run sent about 2.5% more requests a second, 0.1 ms of CPU a
+request less (bench/throughput.py, paired runs, 2026-11-30). What a collection finds is the same,
+later: a run leaves a few dozen objects in cycles.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import queue
 import threading
@@ -16,6 +24,8 @@ from collections.abc import Callable
 Task = Callable[[], None]
 _LAST = 10**9
 """the priority of the sentinels that end the workers: after every task"""
+GC_THRESHOLD = 7000
+"""the collector's first threshold (allocations less deallocations) while the workers run"""
 
 
 class WorkerPool:
@@ -29,8 +39,14 @@ class WorkerPool:
         self._idle = threading.Condition()
         self._threads = [threading.Thread(target=self._work, name=f"worker-{i}", daemon=True)
                          for i in range(workers)]
+        self._gc_threshold: tuple[int, int, int] | None = None
+        """the collector's thresholds before `start` raised them (None: left as they were)"""
 
     def start(self) -> None:
+        thresholds = gc.get_threshold()
+        if 0 < thresholds[0] < GC_THRESHOLD:  # 0: collection off; higher: set so by the caller
+            self._gc_threshold = thresholds
+            gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
         for thread in self._threads:
             thread.start()
 
@@ -53,6 +69,9 @@ class WorkerPool:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join()
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
 
     def _work(self) -> None:
         while True:
