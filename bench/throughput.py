@@ -13,6 +13,11 @@ nothing.
 With --create, a second bare loop uses `chat.completions.create`, whose parameter transform costs
 about 1.4 ms of CPU per request (the way a bare loop is usually written).
 
+The bare loop shares one client among its threads, as a bare loop is usually written; our backend
+gives each thread a client of its own (backends/openai_backend.py: the SDK's connection pool is
+walked, under one lock, on every request). With --own-clients, another bare loop does that too
+(the SDK call's own cost, without our pool setting).
+
 Reported per run: our throughput as a fraction of the bare loop's (target >= 0.97 in one run) and
 of the ceiling max_workers / latency, and our CPU ms per request minus the bare loop's (target
 <= 1 ms). Our CPU includes everything `generate` does: seeding (hash and verify of each image),
@@ -25,6 +30,7 @@ import argparse
 import base64
 import json
 import shutil
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +62,8 @@ class Row:
     load: str
     create_rate: float | None = None
     create_cpu_ms: float | None = None
+    own_rate: float | None = None
+    own_cpu_ms: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -107,9 +115,21 @@ def recorded_requests(results: Path) -> list[tuple[str, Path]]:
 def run_bare(requests: list[tuple[str, Path]], base_url: str, workers: int,
              call: str) -> tuple[float, float]:
     """(wall s, CPU s) of a thread pool sending `requests`; `call` "post": the SDK call our
-    backend makes (`client.post`, the body's bytes read with json.loads); "typed": `client.post`
+    backend makes (`client.post`, the body's bytes read with json.loads), through one client;
+    "own": the same through a client per thread, as our backend; "typed": `client.post`
     building the SDK's `ChatCompletion`; "create": chat.completions.create."""
     client = openai.OpenAI(api_key="EMPTY", base_url=base_url, max_retries=0, timeout=60)
+    local = threading.local()
+    clients = [client]
+
+    def thread_client() -> openai.OpenAI:
+        if call != "own":
+            return client
+        mine: openai.OpenAI | None = getattr(local, "client", None)
+        if mine is None:
+            mine = local.client = client.with_options(http_client=openai.DefaultHttpxClient())
+            clients.append(mine)
+        return mine
 
     def one(item: tuple[str, Path]) -> str:
         prompt, path = item
@@ -119,8 +139,8 @@ def run_bare(requests: list[tuple[str, Path]], base_url: str, workers: int,
                 "messages": [{"role": "user", "content": [
                     {"type": "text", "text": prompt},
                     {"type": "image_url", "image_url": {"url": url}}]}]}
-        if call == "post":  # as our backend: the body's bytes, read once
-            raw = client.post("/chat/completions", body=body, cast_to=bytes)
+        if call in ("post", "own"):  # as our backend: the body's bytes, read once
+            raw = thread_client().post("/chat/completions", body=body, cast_to=bytes)
             return str(json.loads(raw)["choices"][0]["message"]["content"] or "")
         if call == "typed":
             reply = client.post("/chat/completions", body=body, cast_to=ChatCompletion)
@@ -133,12 +153,13 @@ def run_bare(requests: list[tuple[str, Path]], base_url: str, workers: int,
         for _ in pool.map(one, requests):
             pass
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    client.close()
+    for made in clients:
+        made.close()
     return wall, cpu
 
 
 def measure(workers: int, images: int = 2000, latency: float = 0.1,
-            create: bool = False) -> Row:
+            create: bool = False, own: bool = False) -> Row:
     """One run of ours and one of the bare loop (each against a fresh simulator)."""
     data = dataset(images)
     results = WORK / f"throughput_{workers}"
@@ -150,17 +171,20 @@ def measure(workers: int, images: int = 2000, latency: float = 0.1,
     requests = recorded_requests(results)
     shutil.rmtree(results, ignore_errors=True)
     bare = {}
-    for call in ("post", "create") if create else ("post",):
+    for call in ("post", *(["create"] if create else []), *(["own"] if own else [])):
         with SimProcess("--latency", str(latency)) as sim:
             bare[call] = run_bare(requests, sim.base_url, workers, call)
     bare_wall, bare_cpu = bare["post"]
-    create_rate = create_cpu = None
+    create_rate = create_cpu = own_rate = own_cpu = None
     if create:
         create_rate = len(requests) / bare["create"][0]
         create_cpu = 1000 * bare["create"][1] / len(requests)
+    if own:
+        own_rate = len(requests) / bare["own"][0]
+        own_cpu = 1000 * bare["own"][1] / len(requests)
     return Row(workers, n, n / ours_wall, len(requests) / bare_wall, 1000 * ours_cpu / n,
                1000 * bare_cpu / len(requests), (ours_cpu + sim_cpu) / ours_wall,
-               workers / latency, f"{before}-{load()}", create_rate, create_cpu)
+               workers / latency, f"{before}-{load()}", create_rate, create_cpu, own_rate, own_cpu)
 
 
 def describe(row: Row) -> str:
@@ -170,6 +194,9 @@ def describe(row: Row) -> str:
             f"load {row.load}")
     if row.create_rate is not None:
         text += f"; bare create() {row.create_rate:.1f} req/s, {row.create_cpu_ms:.2f} ms/req"
+    if row.own_rate is not None:
+        text += (f"; bare, a client per thread {row.own_rate:.1f} req/s, "
+                 f"{row.own_cpu_ms:.2f} ms/req")
     return text
 
 
@@ -179,9 +206,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--workers", type=int, nargs="+", default=[8, 32, 64])
     parser.add_argument("--create", action="store_true")
+    parser.add_argument("--own-clients", action="store_true",
+                        help="also a bare loop with a client per thread, as our backend")
     args = parser.parse_args()
     for workers in args.workers:
-        print(describe(measure(workers, args.images, args.latency, args.create)), flush=True)
+        print(describe(measure(workers, args.images, args.latency, args.create,
+                               args.own_clients)), flush=True)
 
 
 if __name__ == "__main__":
