@@ -15,10 +15,10 @@ are those of the chat completion object (platform.openai.com/docs/api-reference/
 Each thread sends its requests through a client of its own (the backend's client with the same
 options, over its own connection pool; one TLS context for all): the SDK's pool (httpcore) goes
 over every connection it holds, polling each idle one, on every request and every response, under
-one lock (about 170 us a pass over 64 idle connections), so that with a shared client at 64
-workers the SDK call took 1.9-2.3 ms of CPU a request, GIL held and workers queued on that lock;
-with a client per thread 1.4-1.7 ms, and the run sent 1.2-1.3x the requests a second
-(bench/throughput.py, 2026-11-30). A thread's own pool holds the one connection it uses.
+one lock (about 170 us a pass over 64 idle connections, GIL held). At 64 workers, paired runs
+(bench/throughput.py, 2026-11-30, median of 6 pairs): the SDK call 1.84 -> 1.61 ms of CPU a
+request, and 1.2x the requests a second; at 8 and 32 workers no change beyond the noise. A
+thread's own pool holds the one connection it uses.
 """
 
 from __future__ import annotations
