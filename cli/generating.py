@@ -33,9 +33,9 @@ def generate(spec: Path, overrides: list[str] | None = None, *, plain: bool = Fa
                      *([f"{block}.workflow.batch.finish_online=true"] if finish_online else [])]
     if dry_run:
         resume_gc()
-        return _dry_run(spec, overrides or [], retry_failed, limit)
+        return _dry_run(spec, overrides, retry_failed, limit)
     try:
-        loaded = api.load_spec(spec, overrides or [])
+        loaded = api.load_spec(spec, overrides)
         progress = RichProgress(cli.out) if not plain and stdout_is_terminal() else \
             PlainProgress()
         with Signals(stop, say=progress.note) as signals:

@@ -67,7 +67,8 @@ def _problems(ledger: Ledger) -> Iterator[str]:
     completions = queries.completion_rows(conn)
     requests: dict[str, str] = {}
     """request id -> its fingerprint"""
-    templates: dict[tuple[str, str], str] = {}
+    templates: dict[tuple[str, str, str], str] = {}
+    """(run id, "key" or "step", template key or step) -> the text of the first such template"""
     expected = _Expected()
     for seq, kind, version, run_id, image_id, step, at, body in queries.all_event_rows(conn):
         where = f"event {seq} ({kind})"
@@ -87,9 +88,9 @@ def _problems(ledger: Ledger) -> Iterator[str]:
         if isinstance(event, ImageSeeded):
             expected.seeds[event.image_id] = seq
         elif isinstance(event, RequestTemplate):
-            templates.setdefault((event.run_id, event.template), event.text)
+            templates.setdefault((event.run_id, "key", event.template), event.text)
             if event.step is not None:  # the step's template: the first the run recorded
-                templates.setdefault((event.run_id, f"step {event.step}"), event.text)
+                templates.setdefault((event.run_id, "step", event.step), event.text)
         elif isinstance(event, RequestSent):
             requests[event.request_id] = event.fingerprint
             yield from _request_problems(where, event, templates)
@@ -133,11 +134,12 @@ def _problems(ledger: Ledger) -> Iterator[str]:
 
 
 def _request_problems(where: str, event: RequestSent,
-                      templates: dict[tuple[str, str], str]) -> Iterator[str]:
+                      templates: dict[tuple[str, str, str], str]) -> Iterator[str]:
     if event.prompt_template == "":  # recorded before templates: the prompt is inline
         return
-    key = event.prompt_template if event.prompt_template is not None else f"step {event.step}"
-    text = templates.get((event.run_id, key))
+    text = templates.get((event.run_id, "key", event.prompt_template)
+                         if event.prompt_template is not None
+                         else (event.run_id, "step", event.step))
     if text is None:
         named = f"its prompt template {event.prompt_template}" \
             if event.prompt_template is not None else f"the prompt template of step {event.step}"
